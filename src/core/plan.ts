@@ -1,0 +1,190 @@
+// The plan: the list of steps the native helper carries out between clone and exec, computed in
+// TypeScript. The helper interprets it one op at a time and reports failures as (op index, errno); it
+// decides nothing. Op codes and the encoding are shared with native/helper.c: change both together and
+// bump PLAN_VERSION so a stale helper refuses the plan instead of misreading it.
+
+export const PLAN_MAGIC = 0x48545242; // "BRTH" little-endian
+export const PLAN_VERSION = 1;
+
+/** Header flags: how the helper behaves around the container, not what it does inside it. */
+export const PlanFlag = {
+  /** Exit once the child is set up and waiting to exec (create); the caller's subreaper adopts it. */
+  Detach: 1,
+  /** Kill the child if the controller's socket closes (the caller died). */
+  KillOnControlEof: 2,
+  /** The child sends its pty master back; the helper copies between its own stdio and the pty. */
+  TtyProxy: 4,
+  /** While proxying, put the helper's stdin terminal in raw mode, restored on exit. */
+  RawHostTerminal: 8,
+} as const;
+
+export const OpCode = {
+  JoinNamespace: 1,
+  Clone: 2,
+  ParentWritePid: 10,
+  ParentWriteProc: 11,
+  Unshare: 20,
+  SetHostname: 21,
+  SetDomainname: 22,
+  Mount: 23,
+  Mknod: 24,
+  Symlink: 25,
+  MaskPath: 26,
+  ReadonlyPath: 27,
+  PivotRoot: 28,
+  Chroot: 29,
+  WriteFile: 30,
+  Chdir: 31,
+  Setrlimit: 32,
+  SetUser: 33,
+  Capabilities: 34,
+  NoNewPrivileges: 35,
+  Seccomp: 36,
+  CloseFds: 37,
+  Console: 38,
+  Setsid: 39,
+  OpenExecFifo: 40,
+  Exec: 41,
+  ParentDeathSignal: 42,
+  Umask: 43,
+  Personality: 45,
+  Mkdir: 47,
+  LinkUp: 50,
+} as const;
+
+/** Where a mount target is resolved: inside `root` with symlinks scoped to it (openat2 RESOLVE_IN_ROOT). */
+export type Create = "none" | "dir" | "file";
+
+export type Op =
+  | { op: "joinNamespace"; path: string; nstype: number; name: string }
+  | { op: "clone"; flags: number }
+  | { op: "parentWritePid"; path: string }
+  | { op: "parentWriteProc"; file: string; data: string }
+  | { op: "unshare"; flags: number }
+  | { op: "sethostname"; name: string }
+  | { op: "setdomainname"; name: string }
+  | {
+      op: "mount";
+      source: string;
+      root: string;
+      target: string;
+      fstype: string;
+      flags: number;
+      data: string;
+      create: Create;
+    }
+  | { op: "mknod"; root: string; path: string; mode: number; major: number; minor: number; uid: number; gid: number }
+  | { op: "symlink"; root: string; target: string; path: string }
+  | { op: "maskPath"; root: string; path: string }
+  | { op: "readonlyPath"; root: string; path: string }
+  | { op: "pivotRoot"; root: string }
+  | { op: "chroot"; root: string }
+  | { op: "writeFile"; path: string; data: string; optional: boolean }
+  | { op: "chdir"; path: string }
+  | { op: "setrlimit"; resource: number; name: string; soft: bigint; hard: bigint }
+  | { op: "setUser"; uid: number; gid: number; groups: number[]; setGroups: boolean }
+  | { op: "capabilities"; bounding: bigint; effective: bigint; permitted: bigint; inheritable: bigint; ambient: bigint; lastCap: number }
+  | { op: "noNewPrivileges" }
+  | { op: "seccomp"; program: Uint8Array; flags: number }
+  | { op: "closeFds"; from: number }
+  | { op: "console"; mode: "proxy" | "socket"; socketPath: string; rows: number; cols: number }
+  | { op: "setsid" }
+  | { op: "openExecFifo"; path: string }
+  | { op: "exec"; file: string; argv: string[]; env: string[] }
+  | { op: "parentDeathSignal"; signal: number }
+  | { op: "umask"; mask: number }
+  | { op: "personality"; persona: number }
+  | { op: "mkdir"; root: string; path: string; mode: number }
+  | { op: "linkUp"; name: string };
+
+export interface Plan {
+  flags: number;
+  ops: Op[];
+}
+
+// ---- encoding ------------------------------------------------------------------------------------
+// u32 magic, u32 version, u32 flags, u32 op count; each op: u32 code, u32 field count, fields as
+// (u32 length, bytes). Strings carry a trailing NUL; numbers are u64 little-endian; string lists are
+// NUL-separated strings in one field.
+
+type Field = string | bigint | number | Uint8Array | string[];
+
+function fieldsOf(op: Op): [number, Field[]] {
+  const create = (c: Create) => (c === "none" ? 0 : c === "dir" ? 1 : 2);
+  switch (op.op) {
+    case "joinNamespace": return [OpCode.JoinNamespace, [op.path, op.nstype]];
+    case "clone": return [OpCode.Clone, [op.flags]];
+    case "parentWritePid": return [OpCode.ParentWritePid, [op.path]];
+    case "parentWriteProc": return [OpCode.ParentWriteProc, [op.file, op.data]];
+    case "unshare": return [OpCode.Unshare, [op.flags]];
+    case "sethostname": return [OpCode.SetHostname, [op.name]];
+    case "setdomainname": return [OpCode.SetDomainname, [op.name]];
+    case "mount": return [OpCode.Mount, [op.source, op.root, op.target, op.fstype, op.flags, op.data, create(op.create)]];
+    case "mknod": return [OpCode.Mknod, [op.root, op.path, op.mode, op.major, op.minor, op.uid, op.gid]];
+    case "symlink": return [OpCode.Symlink, [op.root, op.target, op.path]];
+    case "maskPath": return [OpCode.MaskPath, [op.root, op.path]];
+    case "readonlyPath": return [OpCode.ReadonlyPath, [op.root, op.path]];
+    case "pivotRoot": return [OpCode.PivotRoot, [op.root]];
+    case "chroot": return [OpCode.Chroot, [op.root]];
+    case "writeFile": return [OpCode.WriteFile, [op.path, op.data, op.optional ? 1 : 0]];
+    case "chdir": return [OpCode.Chdir, [op.path]];
+    case "setrlimit": return [OpCode.Setrlimit, [op.resource, op.soft, op.hard]];
+    case "setUser": return [OpCode.SetUser, [op.uid, op.gid, op.setGroups ? 1 : 0, u32Array(op.groups)]];
+    case "capabilities":
+      return [OpCode.Capabilities, [op.bounding, op.effective, op.permitted, op.inheritable, op.ambient, op.lastCap]];
+    case "noNewPrivileges": return [OpCode.NoNewPrivileges, []];
+    case "seccomp": return [OpCode.Seccomp, [op.program, op.flags]];
+    case "closeFds": return [OpCode.CloseFds, [op.from]];
+    case "console": return [OpCode.Console, [op.mode === "proxy" ? 1 : 2, op.socketPath, op.rows, op.cols]];
+    case "setsid": return [OpCode.Setsid, []];
+    case "openExecFifo": return [OpCode.OpenExecFifo, [op.path]];
+    case "exec": return [OpCode.Exec, [op.file, op.argv, op.env]];
+    case "parentDeathSignal": return [OpCode.ParentDeathSignal, [op.signal]];
+    case "umask": return [OpCode.Umask, [op.mask]];
+    case "personality": return [OpCode.Personality, [op.persona]];
+    case "mkdir": return [OpCode.Mkdir, [op.root, op.path, op.mode]];
+    case "linkUp": return [OpCode.LinkUp, [op.name]];
+  }
+}
+
+function u32Array(values: number[]): Uint8Array {
+  const out = Buffer.alloc(values.length * 4);
+  values.forEach((v, i) => out.writeUInt32LE(v >>> 0, i * 4));
+  return out;
+}
+
+function encodeField(f: Field): Buffer {
+  if (typeof f === "string") return Buffer.from(f + "\0", "utf8");
+  if (Array.isArray(f)) return Buffer.from(f.map((s) => s + "\0").join(""), "utf8");
+  if (f instanceof Uint8Array) return Buffer.from(f);
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt.asUintN(64, BigInt(f)));
+  return b;
+}
+
+/** The bytes sent to the helper: a u32 length prefix, then the plan. */
+export function encodePlan(plan: Plan): Buffer {
+  const parts: Buffer[] = [];
+  const header = Buffer.alloc(20);
+  header.writeUInt32LE(PLAN_MAGIC, 4);
+  header.writeUInt32LE(PLAN_VERSION, 8);
+  header.writeUInt32LE(plan.flags, 12);
+  header.writeUInt32LE(plan.ops.length, 16);
+  parts.push(header);
+  for (const op of plan.ops) {
+    const [code, fields] = fieldsOf(op);
+    const head = Buffer.alloc(8);
+    head.writeUInt32LE(code, 0);
+    head.writeUInt32LE(fields.length, 4);
+    parts.push(head);
+    for (const f of fields) {
+      const bytes = encodeField(f);
+      const len = Buffer.alloc(4);
+      len.writeUInt32LE(bytes.length, 0);
+      parts.push(len, bytes);
+    }
+  }
+  const out = Buffer.concat(parts);
+  out.writeUInt32LE(out.length - 4, 0);
+  return out;
+}

@@ -1,0 +1,209 @@
+// Types of the OCI runtime-spec config.json (1.0–1.3), the Linux parts. Berth's single internal
+// description of a container: `berth run` builds one from its flags, `berth-oci` reads one from a bundle.
+
+export interface Spec {
+  ociVersion: string;
+  process?: Process;
+  root?: Root;
+  hostname?: string;
+  domainname?: string;
+  mounts?: Mount[];
+  hooks?: Hooks;
+  annotations?: Record<string, string>;
+  linux?: Linux;
+}
+
+export interface Root {
+  path: string;
+  readonly?: boolean;
+}
+
+export interface Process {
+  terminal?: boolean;
+  consoleSize?: { height: number; width: number };
+  user: User;
+  args?: string[];
+  commandLine?: string;
+  env?: string[];
+  cwd: string;
+  capabilities?: Capabilities;
+  rlimits?: Rlimit[];
+  noNewPrivileges?: boolean;
+  apparmorProfile?: string;
+  oomScoreAdj?: number;
+  selinuxLabel?: string;
+  ioPriority?: { class: string; priority: number };
+  scheduler?: Record<string, unknown>;
+  execCPUAffinity?: { initial?: string; final?: string };
+}
+
+export interface User {
+  uid: number;
+  gid: number;
+  umask?: number;
+  additionalGids?: number[];
+  username?: string;
+}
+
+export interface Capabilities {
+  bounding?: string[];
+  effective?: string[];
+  inheritable?: string[];
+  permitted?: string[];
+  ambient?: string[];
+}
+
+export interface Rlimit {
+  type: string;
+  soft: number;
+  hard: number;
+}
+
+export interface Mount {
+  destination: string;
+  source?: string;
+  type?: string;
+  options?: string[];
+  uidMappings?: IdMapping[];
+  gidMappings?: IdMapping[];
+}
+
+export interface Hook {
+  path: string;
+  args?: string[];
+  env?: string[];
+  timeout?: number;
+}
+
+export interface Hooks {
+  prestart?: Hook[];
+  createRuntime?: Hook[];
+  createContainer?: Hook[];
+  startContainer?: Hook[];
+  poststart?: Hook[];
+  poststop?: Hook[];
+}
+
+export type NamespaceType = "pid" | "network" | "mount" | "ipc" | "uts" | "user" | "cgroup" | "time";
+
+export interface Namespace {
+  type: NamespaceType;
+  path?: string;
+}
+
+export interface IdMapping {
+  containerID: number;
+  hostID: number;
+  size: number;
+}
+
+export interface Device {
+  type: "c" | "b" | "u" | "p";
+  path: string;
+  major?: number;
+  minor?: number;
+  fileMode?: number;
+  uid?: number;
+  gid?: number;
+}
+
+export interface DeviceCgroupRule {
+  allow: boolean;
+  type?: "a" | "c" | "b";
+  major?: number | null;
+  minor?: number | null;
+  access?: string;
+}
+
+export interface MemoryResources {
+  limit?: number;
+  reservation?: number;
+  swap?: number;
+  kernel?: number;
+  kernelTCP?: number;
+  swappiness?: number;
+  disableOOMKiller?: boolean;
+  useHierarchy?: boolean;
+  checkBeforeUpdate?: boolean;
+}
+
+export interface CpuResources {
+  shares?: number;
+  quota?: number;
+  burst?: number;
+  period?: number;
+  realtimeRuntime?: number;
+  realtimePeriod?: number;
+  cpus?: string;
+  mems?: string;
+  idle?: number;
+}
+
+export interface BlockIODevice {
+  major: number;
+  minor: number;
+}
+
+export interface BlockIOResources {
+  weight?: number;
+  leafWeight?: number;
+  weightDevice?: (BlockIODevice & { weight?: number; leafWeight?: number })[];
+  throttleReadBpsDevice?: (BlockIODevice & { rate: number })[];
+  throttleWriteBpsDevice?: (BlockIODevice & { rate: number })[];
+  throttleReadIOPSDevice?: (BlockIODevice & { rate: number })[];
+  throttleWriteIOPSDevice?: (BlockIODevice & { rate: number })[];
+}
+
+export interface Resources {
+  devices?: DeviceCgroupRule[];
+  memory?: MemoryResources;
+  cpu?: CpuResources;
+  pids?: { limit: number };
+  blockIO?: BlockIOResources;
+  hugepageLimits?: { pageSize: string; limit: number }[];
+  network?: { classID?: number; priorities?: { name: string; priority: number }[] };
+  rdma?: Record<string, { hcaHandles?: number; hcaObjects?: number }>;
+  unified?: Record<string, string>;
+}
+
+export interface SeccompArg {
+  index: number;
+  value: number;
+  valueTwo?: number;
+  op: "SCMP_CMP_NE" | "SCMP_CMP_LT" | "SCMP_CMP_LE" | "SCMP_CMP_EQ" | "SCMP_CMP_GE" | "SCMP_CMP_GT" | "SCMP_CMP_MASKED_EQ";
+}
+
+export interface SeccompSyscall {
+  names: string[];
+  action: string;
+  errnoRet?: number;
+  args?: SeccompArg[];
+}
+
+export interface Seccomp {
+  defaultAction: string;
+  defaultErrnoRet?: number;
+  architectures?: string[];
+  flags?: string[];
+  listenerPath?: string;
+  listenerMetadata?: string;
+  syscalls?: SeccompSyscall[];
+}
+
+export interface Linux {
+  namespaces?: Namespace[];
+  uidMappings?: IdMapping[];
+  gidMappings?: IdMapping[];
+  timeOffsets?: Record<string, { secs?: number; nanosecs?: number }>;
+  devices?: Device[];
+  cgroupsPath?: string;
+  resources?: Resources;
+  rootfsPropagation?: string;
+  seccomp?: Seccomp;
+  sysctl?: Record<string, string>;
+  maskedPaths?: string[];
+  readonlyPaths?: string[];
+  mountLabel?: string;
+  personality?: { domain: string; flags?: string[] };
+  intelRdt?: Record<string, unknown>;
+}
