@@ -555,6 +555,8 @@ static int do_console(const struct op *o, uint32_t index)
 		close(sock);
 	}
 	close(master);
+	/* /dev/console is the container's terminal, as in runc (the controller made the mount point). */
+	if (access("/dev/console", F_OK) == 0 && mount(slave_path, "/dev/console", NULL, MS_BIND, NULL) < 0) return -1;
 	if (ioctl(slave, TIOCSCTTY, 0) < 0) return -1;
 	for (int k = 0; k < 3; k++) if (dup2(slave, k) < 0) return -1;
 	if (slave > 2) close(slave);

@@ -1,0 +1,240 @@
+// `berth`: the engine CLI. A thin layer: flags -> library options -> the library; errors -> one line and
+// docker's exit codes (125 when Berth itself failed, the container's code otherwise).
+
+import { Command, CommanderError, Option } from "commander";
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { BerthError } from "../errors.js";
+import type { IdMapping } from "../oci/spec.js";
+import { parseEnvFile } from "../util/envfile.js";
+import { parseCpuset, parseMemorySwap, parseSize } from "../util/size.js";
+import { buildRunSpec, type RunOptions } from "../core/run-spec.js";
+import { ensureHostImage } from "../rootfs/host-image.js";
+import { newContainerId, startContainer } from "../runtime/container.js";
+import { readHostFacts } from "../runtime/host-facts.js";
+
+const DEFAULT_DATA_ROOT = "/var/lib/berth";
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** podman's --uidmap container_id:host_id:amount */
+export function parseIdMap(text: string, flag: string): IdMapping {
+  const m = /^(\d+):(\d+):(\d+)$/.exec(text);
+  if (!m || Number(m[3]) === 0) {
+    throw new BerthError(`invalid value "${text}" for ${flag}: expected container_id:host_id:amount, e.g. 0:100000:65536`);
+  }
+  return { containerID: Number(m[1]), hostID: Number(m[2]), size: Number(m[3]) };
+}
+
+/** -v /host:/container[:ro|rw] (named volumes arrive with the engine). */
+export function parseVolume(text: string): { source: string; destination: string; readOnly: boolean } {
+  const parts = text.split(":");
+  if (parts.length < 2 || parts.length > 3 || !parts[0].startsWith("/")) {
+    throw new BerthError(`invalid volume "${text}": expected /host/path:/container/path[:ro]`);
+  }
+  const mode = parts[2] ?? "rw";
+  if (mode !== "ro" && mode !== "rw") throw new BerthError(`invalid volume mode "${mode}" in "${text}": use ro or rw`);
+  if (!existsSync(parts[0])) throw new BerthError(`invalid volume "${text}": ${parts[0]} does not exist on the host`);
+  return { source: parts[0], destination: parts[1], readOnly: mode === "ro" };
+}
+
+function parseIntFlag(text: string, flag: string): number {
+  if (!/^-?\d+$/.test(text)) throw new BerthError(`invalid value "${text}" for ${flag}: expected a whole number`);
+  return Number(text);
+}
+
+function parseCpusFlag(text: string): number {
+  const n = Number(text);
+  if (!/^\d*\.?\d+$/.test(text) || !(n > 0)) throw new BerthError(`invalid value "${text}" for --cpus: expected a positive number, e.g. 1.5`);
+  return n;
+}
+
+interface RunFlags {
+  interactive?: boolean;
+  tty?: boolean;
+  rm?: boolean;
+  env: string[];
+  envFile: string[];
+  workdir?: string;
+  user?: string;
+  hostname?: string;
+  name?: string;
+  network: string;
+  rootfs?: string;
+  readOnly?: boolean;
+  memory?: string;
+  memorySwap?: string;
+  cpus?: string;
+  cpuShares?: string;
+  cpusetCpus?: string;
+  pidsLimit?: string;
+  privileged?: boolean;
+  capAdd: string[];
+  capDrop: string[];
+  uidmap: string[];
+  gidmap: string[];
+  volume: string[];
+  securityOpt: string[];
+  dataRoot: string;
+}
+
+async function resolveRootfs(flags: RunFlags, args: string[]): Promise<{ rootfs: string; command: string[] }> {
+  if (flags.rootfs) return { rootfs: resolve(flags.rootfs), command: args };
+  const [image, ...command] = args;
+  if (!image) throw new BerthError("no image given: use `berth run host CMD` (the built-in image) or `berth run --rootfs DIR CMD`");
+  if (image === "host") return { rootfs: await ensureHostImage(flags.dataRoot), command };
+  throw new BerthError(`image "${image}" not found: the built-in image is "host"; or run an unpacked tree with --rootfs DIR`);
+}
+
+function readOptional(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+async function runCommand(args: string[], flags: RunFlags): Promise<number> {
+  if (process.getuid?.() !== 0) throw new BerthError("berth run must be run as root (it creates namespaces, mounts and cgroups)");
+  const env = [...flags.envFile.flatMap((f) => {
+    const text = readOptional(f);
+    if (text === undefined) throw new BerthError(`cannot read --env-file ${f}: no such file`);
+    return parseEnvFile(text, f);
+  }), ...flags.env.map((e) => (e.includes("=") ? e : process.env[e] !== undefined ? `${e}=${process.env[e]}` : e))]
+    .filter((e) => e.includes("="));
+  if (flags.network !== "none" && flags.network !== "host") {
+    throw new BerthError(`invalid --network "${flags.network}": this version supports none and host`);
+  }
+  const seccompOff = flags.securityOpt.some((o) => o === "seccomp=unconfined" || o === "seccomp:unconfined");
+  for (const o of flags.securityOpt) {
+    if (!/^seccomp[=:]unconfined$/.test(o) && o !== "no-new-privileges" && o !== "no-new-privileges:true") {
+      throw new BerthError(`unsupported --security-opt "${o}": supported are seccomp=unconfined and no-new-privileges`);
+    }
+  }
+  // Parse every flag before touching the host, so bad input leaves nothing behind.
+  const options: Omit<RunOptions, "rootfs" | "command"> = {
+    env,
+    workdir: flags.workdir,
+    user: flags.user,
+    hostname: flags.hostname,
+    tty: flags.tty,
+    consoleSize: flags.tty && process.stdout.isTTY ? { rows: process.stdout.rows, cols: process.stdout.columns } : undefined,
+    network: flags.network as "none" | "host",
+    readOnly: flags.readOnly,
+    memory: flags.memory !== undefined ? parseSize(flags.memory, "--memory") : undefined,
+    memorySwap: flags.memorySwap !== undefined ? parseMemorySwap(flags.memorySwap, "--memory-swap") : undefined,
+    cpus: flags.cpus !== undefined ? parseCpusFlag(flags.cpus) : undefined,
+    cpuShares: flags.cpuShares !== undefined ? parseIntFlag(flags.cpuShares, "--cpu-shares") : undefined,
+    cpusetCpus: flags.cpusetCpus !== undefined ? parseCpuset(flags.cpusetCpus, "--cpuset-cpus") : undefined,
+    pidsLimit: flags.pidsLimit !== undefined ? parseIntFlag(flags.pidsLimit, "--pids-limit") : undefined,
+    privileged: flags.privileged,
+    capAdd: flags.capAdd,
+    capDrop: flags.capDrop,
+    uidMap: flags.uidmap.map((m) => parseIdMap(m, "--uidmap")),
+    gidMap: flags.gidmap.map((m) => parseIdMap(m, "--gidmap")),
+    binds: flags.volume.map(parseVolume),
+    seccomp: !seccompOff,
+  };
+  const { rootfs, command } = await resolveRootfs(flags, args);
+  const id = newContainerId();
+  const spec = buildRunSpec(
+    { ...options, rootfs, command },
+    {
+      id,
+      passwd: readOptional(`${rootfs}/etc/passwd`),
+      group: readOptional(`${rootfs}/etc/group`),
+      runtimeCapabilities: readHostFacts().runtimeCapabilities,
+    },
+  );
+  const container = await startContainer({
+    spec,
+    id,
+    stdio: [flags.interactive ? "inherit" : "ignore", "inherit", "inherit"],
+    rawHostTerminal: Boolean(flags.tty && flags.interactive && process.stdin.isTTY),
+  });
+  const forwarded: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
+  const handlers = forwarded.map((sig) => {
+    const h = () => container.forward(sig);
+    process.on(sig, h);
+    return [sig, h] as const;
+  });
+  const onWinch = () => container.refreshSize();
+  process.on("SIGWINCH", onWinch);
+  try {
+    const result = await container.wait();
+    if (result.oomKilled) {
+      const limit = spec.linux?.resources?.memory?.limit;
+      process.stderr.write(`berth: container ${id.slice(0, 12)} was killed: out of memory${limit ? ` (limit ${limit} bytes)` : ""}\n`);
+      return 137;
+    }
+    return result.signal ? 128 + result.signal : result.exitCode;
+  } finally {
+    for (const [sig, h] of handlers) process.off(sig, h);
+    process.off("SIGWINCH", onWinch);
+  }
+}
+
+export function buildProgram(onExit: (code: number) => void): Command {
+  const program = new Command("berth")
+    .description("Berth: run containers")
+    .enablePositionalOptions()
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith("error:") ? `berth: ${s.slice(7)}` : s) });
+  program
+    .command("run")
+    .description("Run a command in a new container")
+    .usage("[OPTIONS] IMAGE|--rootfs DIR [COMMAND] [ARG...]")
+    .argument("[args...]")
+    .passThroughOptions()
+    .option("-i, --interactive", "keep stdin open")
+    .option("-t, --tty", "allocate a pseudo-TTY")
+    .option("--rm", "remove the container when it exits (always, for foreground runs)")
+    .option("-e, --env <KEY=VALUE>", "set an environment variable", collect, [])
+    .option("--env-file <file>", "read environment variables from a file", collect, [])
+    .option("-w, --workdir <dir>", "working directory inside the container")
+    .option("-u, --user <user[:group]>", "user name or uid, optionally with group or gid")
+    .option("-h, --hostname <name>", "container hostname")
+    .option("--name <name>", "container name")
+    .addOption(new Option("--network <mode>", "network: none or host").default("none"))
+    .option("--rootfs <dir>", "run on an unpacked root filesystem directory instead of an image")
+    .option("--read-only", "mount the root filesystem read-only")
+    .option("-m, --memory <bytes>", "memory limit, e.g. 512m")
+    .option("--memory-swap <bytes>", "memory plus swap limit, -1 for unlimited swap")
+    .option("--cpus <n>", "number of CPUs, e.g. 1.5")
+    .option("-c, --cpu-shares <n>", "CPU shares (relative weight)")
+    .option("--cpuset-cpus <list>", "CPUs to run on, e.g. 0-1")
+    .option("--pids-limit <n>", "maximum number of processes (-1 for unlimited)")
+    .option("--privileged", "give the container every capability the runtime holds, no masks, no seccomp")
+    .option("--cap-add <cap>", "add a capability", collect, [])
+    .option("--cap-drop <cap>", "drop a capability", collect, [])
+    .option("--uidmap <container:host:amount>", "run in a user namespace with this uid mapping", collect, [])
+    .option("--gidmap <container:host:amount>", "gid mapping for the user namespace", collect, [])
+    .option("-v, --volume <host:container[:ro]>", "bind mount a host path", collect, [])
+    .option("--security-opt <opt>", "security options (seccomp=unconfined)", collect, [])
+    .addOption(new Option("--data-root <dir>", "where images are kept").env("BERTH_DATA_ROOT").default(DEFAULT_DATA_ROOT))
+    .action(async (args: string[], flags: RunFlags) => {
+      onExit(await runCommand(args, flags));
+    });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  const program = buildProgram((c) => { code = c; });
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return 0;
+      return 125;
+    }
+    if (err instanceof BerthError) {
+      process.stderr.write(`berth: ${err.message}\n`);
+      // A command that is missing or not executable keeps docker's 127/126; anything else is ours: 125.
+      return err.exitCode === 126 || err.exitCode === 127 ? err.exitCode : 125;
+    }
+    process.stderr.write(`berth: ${(err as Error).stack ?? String(err)}\n`);
+    return 125;
+  }
+}
+

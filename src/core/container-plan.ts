@@ -1,0 +1,331 @@
+// config (an OCI spec) + host facts -> the plan the native helper executes. Pure: every fact about the
+// host comes in through `PlanContext`, so the whole list of steps can be asserted without root.
+
+import { isAbsolute, join } from "node:path";
+import { BerthError } from "../errors.js";
+import type { IdMapping, Mount, Namespace, Spec } from "../oci/spec.js";
+import { capabilityMask } from "./capabilities.js";
+import { DEFAULT_DEVICES } from "./defaults.js";
+import { MS_BIND, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SHARED, MS_SLAVE, MS_UNBINDABLE, parseMountOptions } from "../oci/mount-options.js";
+import { type Op, type Plan, PlanFlag } from "./plan.js";
+import { RLIMITS } from "./rlimits.js";
+
+export const CLONE = {
+  NEWNS: 0x00020000,
+  NEWCGROUP: 0x02000000,
+  NEWUTS: 0x04000000,
+  NEWIPC: 0x08000000,
+  NEWUSER: 0x10000000,
+  NEWPID: 0x20000000,
+  NEWNET: 0x40000000,
+} as const;
+
+const NAMESPACE_FLAGS: Record<string, number> = {
+  mount: CLONE.NEWNS,
+  cgroup: CLONE.NEWCGROUP,
+  uts: CLONE.NEWUTS,
+  ipc: CLONE.NEWIPC,
+  user: CLONE.NEWUSER,
+  pid: CLONE.NEWPID,
+  network: CLONE.NEWNET,
+};
+
+const S_IFREG = 0o100000;
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+const S_IFIFO = 0o010000;
+const SIGKILL = 9;
+
+export interface HostFacts {
+  /** /proc/sys/kernel/cap_last_cap */
+  lastCap: number;
+}
+
+/** How the container sees its own cgroup, and where its pid goes (from the cgroup planner). */
+export interface CgroupView {
+  procsFiles: string[];
+  mounts: { source: string; destination: string }[];
+  symlinks?: { target: string; path: string }[];
+}
+
+export interface PlanContext {
+  /** Absolute host path of the container's root directory (an overlay's merged dir, or the rootfs). */
+  rootfs: string;
+  /** Filesystems mounted onto `rootfs` first, inside the container's mount namespace (e.g. overlay). */
+  rootfsMounts?: { source: string; fstype: string; data: string; flags?: number }[];
+  /** Directory relative mount sources are resolved against (the bundle). */
+  bundle?: string;
+  cgroup?: CgroupView;
+  host: HostFacts;
+  /** Whether a bind mount's source is a directory (stat on the host; injected to keep this pure). */
+  isDirectory: (path: string) => boolean;
+  /** create/start split: the child blocks on this fifo before exec. */
+  execFifo?: string;
+  /** With process.terminal: "proxy" = the helper copies the pty to its stdio; "socket" = send it. */
+  console?: { mode: "proxy" | "socket"; socketPath?: string; rawHostTerminal?: boolean };
+  /** The helper exits once the child waits on the exec fifo (create). */
+  detach?: boolean;
+  /** Foreground: the container dies with its helper, and the helper with its controller. */
+  dieWithController?: boolean;
+  noPivot?: boolean;
+  /** Compiled seccomp filter for spec.linux.seccomp, if any. */
+  seccomp?: { program: Uint8Array; flags: number };
+}
+
+/** Where a namespace gets its own instance or is joined, and the clone flags. */
+export function namespacePlan(namespaces: Namespace[]): { cloneFlags: number; unshareAfterCgroupJoin: number; joins: Namespace[] } {
+  let cloneFlags = 0;
+  let unshareAfterCgroupJoin = 0;
+  const joins: Namespace[] = [];
+  for (const ns of namespaces) {
+    const flag = NAMESPACE_FLAGS[ns.type];
+    if (flag === undefined) throw new BerthError(`linux.namespaces: namespace type "${ns.type}" is not supported`, { exitCode: 1 });
+    if (ns.path) joins.push(ns);
+    // The cgroup namespace is made after the child is in its cgroup, so that cgroup becomes its root.
+    else if (ns.type === "cgroup") unshareAfterCgroupJoin |= flag;
+    else cloneFlags |= flag;
+  }
+  // The user namespace is joined first: it owns the others.
+  joins.sort((a, b) => (a.type === "user" ? -1 : b.type === "user" ? 1 : 0));
+  return { cloneFlags, unshareAfterCgroupJoin, joins };
+}
+
+function idMap(mappings: IdMapping[] | undefined): string {
+  return (mappings ?? []).map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join("");
+}
+
+function isMapped(mappings: IdMapping[] | undefined, id: number): boolean {
+  return (mappings ?? []).some((m) => id >= m.containerID && id < m.containerID + m.size);
+}
+
+/** Mount ops for one spec mount, in order: the mount, a remount for bind flags, then propagation. */
+export function mountOps(m: Mount, ctx: PlanContext, inUserNs: boolean, gidMappings: IdMapping[] | undefined): Op[] {
+  const root = ctx.rootfs;
+  const opts = parseMountOptions(m.options ?? []);
+  const ops: Op[] = [];
+  const isBind = (opts.flags & MS_BIND) !== 0 || m.type === "bind";
+  const propagationOps = (): Op[] =>
+    opts.propagation.map((flags) => ({ op: "mount", source: "", root, target: m.destination, fstype: "", flags, data: "", create: "none" }));
+
+  if (m.type === "cgroup" || m.type === "cgroup2") return cgroupMountOps(m.destination, opts.flags, ctx);
+
+  if (isBind) {
+    const source = resolveSource(m.source ?? "", ctx.bundle);
+    const create = ctx.isDirectory(source) ? "dir" : "file";
+    ops.push({ op: "mount", source, root, target: m.destination, fstype: "", flags: MS_BIND | (opts.flags & MS_REC), data: "", create });
+    const extra = opts.flags & ~(MS_BIND | MS_REC);
+    if (extra !== 0) {
+      ops.push({ op: "mount", source: "", root, target: m.destination, fstype: "", flags: MS_BIND | MS_REMOUNT | extra, data: "", create: "none" });
+    }
+    return [...ops, ...propagationOps()];
+  }
+
+  let data = opts.data;
+  // devpts refuses gid= for a group the user namespace doesn't map (runc drops it too).
+  if (m.type === "devpts" && inUserNs) {
+    data = data.filter((d) => !d.startsWith("gid=") || isMapped(gidMappings, Number(d.slice(4))));
+  }
+  ops.push({
+    op: "mount",
+    source: m.source ?? m.type ?? "none",
+    root,
+    target: m.destination,
+    fstype: m.type ?? "",
+    flags: opts.flags,
+    data: data.join(","),
+    create: "dir",
+  });
+  return [...ops, ...propagationOps()];
+}
+
+function resolveSource(source: string, bundle: string | undefined): string {
+  if (isAbsolute(source) || !bundle) return source;
+  return join(bundle, source);
+}
+
+/** A read-only view of the container's own cgroup: tmpfs with one bind per hierarchy (v1), or one bind (v2). */
+function cgroupMountOps(destination: string, flags: number, ctx: PlanContext): Op[] {
+  const root = ctx.rootfs;
+  const view = ctx.cgroup;
+  if (!view) return [];
+  const ro = flags & MS_RDONLY;
+  const bindFlags = flags & ~MS_RDONLY;
+  const ops: Op[] = [];
+  const single = view.mounts.length === 1 && view.mounts[0].destination === "/sys/fs/cgroup";
+  if (!single) {
+    ops.push({ op: "mount", source: "tmpfs", root, target: destination, fstype: "tmpfs", flags: bindFlags, data: "mode=755", create: "dir" });
+  }
+  for (const m of view.mounts) {
+    const target = join(destination, m.destination.replace(/^\/sys\/fs\/cgroup/, ""));
+    ops.push({ op: "mount", source: m.source, root, target, fstype: "", flags: MS_BIND | MS_REC, data: "", create: "dir" });
+    ops.push({ op: "mount", source: "", root, target, fstype: "", flags: MS_BIND | MS_REMOUNT | bindFlags | ro, data: "", create: "none" });
+  }
+  for (const l of view.symlinks ?? []) {
+    ops.push({ op: "symlink", root, target: l.target, path: join(destination, l.path.replace(/^\/sys\/fs\/cgroup/, "")) });
+  }
+  if (!single && ro) {
+    ops.push({ op: "mount", source: "", root, target: destination, fstype: "", flags: MS_REMOUNT | MS_RDONLY | bindFlags, data: "", create: "none" });
+  }
+  return ops;
+}
+
+function deviceOps(spec: Spec, ctx: PlanContext, inUserNs: boolean): Op[] {
+  const root = ctx.rootfs;
+  const byPath = new Map<string, { type: string; path: string; major: number; minor: number; fileMode: number; uid: number; gid: number }>();
+  for (const d of DEFAULT_DEVICES) byPath.set(d.path, { ...d });
+  for (const d of spec.linux?.devices ?? []) {
+    byPath.set(d.path, { type: d.type, path: d.path, major: d.major ?? 0, minor: d.minor ?? 0, fileMode: d.fileMode ?? 0o666, uid: d.uid ?? 0, gid: d.gid ?? 0 });
+  }
+  const ops: Op[] = [];
+  for (const d of byPath.values()) {
+    if (inUserNs) {
+      // mknod is not allowed in a user namespace: bind the host's node instead (as runc does).
+      ops.push({ op: "mount", source: d.path, root, target: d.path, fstype: "", flags: MS_BIND, data: "", create: "file" });
+    } else {
+      const kind = d.type === "b" ? S_IFBLK : d.type === "p" ? S_IFIFO : S_IFCHR;
+      ops.push({ op: "mknod", root, path: d.path, mode: kind | (d.fileMode & 0o7777), major: d.major, minor: d.minor, uid: d.uid, gid: d.gid });
+    }
+  }
+  return ops;
+}
+
+function devSymlinkOps(spec: Spec, root: string): Op[] {
+  const links: [string, string][] = [
+    ["/proc/self/fd", "/dev/fd"],
+    ["/proc/self/fd/0", "/dev/stdin"],
+    ["/proc/self/fd/1", "/dev/stdout"],
+    ["/proc/self/fd/2", "/dev/stderr"],
+  ];
+  if ((spec.mounts ?? []).some((m) => m.destination === "/dev/pts")) links.push(["pts/ptmx", "/dev/ptmx"]);
+  return links.map(([target, path]) => ({ op: "symlink", root, target, path }));
+}
+
+export function planContainer(spec: Spec, ctx: PlanContext): Plan {
+  const proc = spec.process;
+  if (!proc || !proc.args || proc.args.length === 0) throw new BerthError("process.args: no command to run", { exitCode: 1 });
+  const linux = spec.linux ?? {};
+  const ns = namespacePlan(linux.namespaces ?? []);
+  const inUserNs = (ns.cloneFlags & CLONE.NEWUSER) !== 0 || ns.joins.some((n) => n.type === "user");
+  const newMountNs = (ns.cloneFlags & CLONE.NEWNS) !== 0;
+  if (!newMountNs) throw new BerthError("linux.namespaces: a new mount namespace is required", { exitCode: 1 });
+  const root = ctx.rootfs;
+  const ops: Op[] = [];
+
+  // -- in the helper, before clone
+  const nsNames: Record<string, string> = { user: "user", mount: "mnt", pid: "pid", network: "net", ipc: "ipc", uts: "uts", cgroup: "cgroup" };
+  for (const j of ns.joins) {
+    ops.push({ op: "joinNamespace", path: j.path as string, nstype: NAMESPACE_FLAGS[j.type], name: nsNames[j.type] ?? j.type });
+  }
+  ops.push({ op: "clone", flags: ns.cloneFlags });
+
+  // -- in the helper, after clone, while the child waits
+  for (const path of ctx.cgroup?.procsFiles ?? []) ops.push({ op: "parentWritePid", path });
+  if (ns.cloneFlags & CLONE.NEWUSER) {
+    ops.push({ op: "parentWriteProc", file: "uid_map", data: idMap(linux.uidMappings) });
+    ops.push({ op: "parentWriteProc", file: "gid_map", data: idMap(linux.gidMappings) });
+  }
+
+  // -- in the child
+  if (ctx.dieWithController) ops.push({ op: "parentDeathSignal", signal: SIGKILL });
+  if (ns.cloneFlags & CLONE.NEWUSER) ops.push({ op: "setUser", uid: 0, gid: 0, groups: [], setGroups: false });
+  if (ns.unshareAfterCgroupJoin) ops.push({ op: "unshare", flags: ns.unshareAfterCgroupJoin });
+  ops.push({ op: "setsid" });
+  if (spec.hostname !== undefined && spec.hostname !== "") ops.push({ op: "sethostname", name: spec.hostname });
+  if (spec.domainname) ops.push({ op: "setdomainname", name: spec.domainname });
+  if (ns.cloneFlags & CLONE.NEWNET) ops.push({ op: "linkUp", name: "lo" });
+
+  // Nothing mounted below may propagate back to the host.
+  const rootPropagation = rootfsPropagationFlags(linux.rootfsPropagation);
+  ops.push({ op: "mount", source: "", root: "", target: "/", fstype: "", flags: rootPropagation, data: "", create: "none" });
+  for (const m of ctx.rootfsMounts ?? []) {
+    ops.push({ op: "mount", source: m.source, root: "", target: root, fstype: m.fstype, flags: m.flags ?? 0, data: m.data, create: "none" });
+  }
+  // pivot_root needs the new root to be a mount point.
+  ops.push({ op: "mount", source: root, root: "", target: root, fstype: "", flags: MS_BIND | MS_REC, data: "", create: "none" });
+
+  const mounts = spec.mounts ?? [];
+  for (const m of mounts) ops.push(...mountOps(m, ctx, inUserNs, linux.gidMappings));
+  const devIsTmpfs = mounts.some((m) => m.destination === "/dev" && m.type === "tmpfs");
+  if (devIsTmpfs) {
+    ops.push(...deviceOps(spec, ctx, inUserNs));
+    ops.push(...devSymlinkOps(spec, root));
+    if (proc.terminal) ops.push({ op: "mknod", root, path: "/dev/console", mode: S_IFREG | 0o600, major: 0, minor: 0, uid: 0, gid: 0 });
+  }
+  if (proc.cwd && proc.cwd !== "/") ops.push({ op: "mkdir", root, path: proc.cwd, mode: 0o755 });
+  if (ctx.execFifo) ops.push({ op: "openExecFifo", path: ctx.execFifo });
+
+  ops.push(ctx.noPivot ? { op: "chroot", root } : { op: "pivotRoot", root });
+  // From here on paths are inside the container.
+  if (proc.terminal) {
+    if (!ctx.console) throw new BerthError("process.terminal is set but no console was provided (use --console-socket)", { exitCode: 1 });
+    const size = proc.consoleSize ?? { height: 0, width: 0 };
+    ops.push({ op: "console", mode: ctx.console.mode, socketPath: ctx.console.socketPath ?? "", rows: size.height, cols: size.width });
+  }
+  if (spec.root?.readonly) {
+    ops.push({ op: "mount", source: "", root: "/", target: "/", fstype: "", flags: MS_BIND | MS_REMOUNT | MS_RDONLY, data: "", create: "none" });
+  }
+  for (const p of linux.readonlyPaths ?? []) ops.push({ op: "readonlyPath", root: "/", path: p });
+  for (const p of linux.maskedPaths ?? []) ops.push({ op: "maskPath", root: "/", path: p });
+  for (const [key, value] of Object.entries(linux.sysctl ?? {})) {
+    ops.push({ op: "writeFile", path: "/proc/sys/" + key.replace(/\./g, "/"), data: value, optional: false });
+  }
+  if (proc.oomScoreAdj !== undefined) ops.push({ op: "writeFile", path: "/proc/self/oom_score_adj", data: String(proc.oomScoreAdj), optional: false });
+  for (const [i, r] of (proc.rlimits ?? []).entries()) {
+    const resource = RLIMITS[r.type];
+    if (resource === undefined) throw new BerthError(`process.rlimits[${i}].type: unknown rlimit "${r.type}"`, { exitCode: 1 });
+    ops.push({ op: "setrlimit", resource, name: r.type, soft: toRlim(r.soft), hard: toRlim(r.hard) });
+  }
+  if (linux.personality) ops.push({ op: "personality", persona: linux.personality.domain === "LINUX32" ? 0x0008 : 0 });
+  ops.push({ op: "umask", mask: proc.user.umask ?? 0o022 });
+  ops.push({ op: "closeFds", from: 3 });
+
+  const seccompBeforeUser = ctx.seccomp && !proc.noNewPrivileges;
+  // Without no_new_privs the filter must be loaded while CAP_SYS_ADMIN is still held.
+  if (seccompBeforeUser && ctx.seccomp) ops.push({ op: "seccomp", program: ctx.seccomp.program, flags: ctx.seccomp.flags });
+  ops.push({ op: "setUser", uid: proc.user.uid, gid: proc.user.gid, groups: proc.user.additionalGids ?? [], setGroups: true });
+  ops.push({ op: "chdir", path: proc.cwd || "/" });
+  const caps = proc.capabilities ?? {};
+  const mask = (names: string[] | undefined, path: string) => capabilityMask(names ?? [], path) & ((1n << BigInt(ctx.host.lastCap + 1)) - 1n);
+  ops.push({
+    op: "capabilities",
+    bounding: mask(caps.bounding, "process.capabilities.bounding"),
+    effective: mask(caps.effective, "process.capabilities.effective"),
+    permitted: mask(caps.permitted, "process.capabilities.permitted"),
+    inheritable: mask(caps.inheritable, "process.capabilities.inheritable"),
+    ambient: mask(caps.ambient, "process.capabilities.ambient"),
+    lastCap: ctx.host.lastCap,
+  });
+  if (proc.noNewPrivileges) ops.push({ op: "noNewPrivileges" });
+  if (!seccompBeforeUser && ctx.seccomp) ops.push({ op: "seccomp", program: ctx.seccomp.program, flags: ctx.seccomp.flags });
+  // A uid change clears the parent-death signal: set it again right before exec.
+  if (ctx.dieWithController) ops.push({ op: "parentDeathSignal", signal: SIGKILL });
+  ops.push({ op: "exec", file: proc.args[0], argv: proc.args, env: proc.env ?? [] });
+
+  let flags = 0;
+  if (ctx.detach) flags |= PlanFlag.Detach;
+  if (ctx.dieWithController) flags |= PlanFlag.KillOnControlEof;
+  if (proc.terminal && ctx.console?.mode === "proxy") {
+    flags |= PlanFlag.TtyProxy;
+    if (ctx.console.rawHostTerminal) flags |= PlanFlag.RawHostTerminal;
+  }
+  return { flags, ops };
+}
+
+function toRlim(v: number): bigint {
+  // JSON can't carry 2^64-1 exactly; anything at or above 2^63 means unlimited.
+  return v < 0 || v >= 2 ** 63 ? (1n << 64n) - 1n : BigInt(Math.floor(v));
+}
+
+function rootfsPropagationFlags(value: string | undefined): number {
+  switch (value ?? "") {
+    case "": case "rprivate": return MS_REC | MS_PRIVATE;
+    case "private": return MS_PRIVATE;
+    case "rslave": return MS_REC | MS_SLAVE;
+    case "slave": return MS_SLAVE;
+    case "rshared": return MS_REC | MS_SHARED;
+    case "shared": return MS_SHARED;
+    case "runbindable": return MS_REC | MS_UNBINDABLE;
+    case "unbindable": return MS_UNBINDABLE;
+    default: throw new BerthError(`linux.rootfsPropagation: unknown propagation "${value}"`, { exitCode: 1 });
+  }
+}

@@ -1,0 +1,128 @@
+// Turns the helper's "op N failed with errno E" into a runc-style line that names the operation and its
+// arguments: `mount src=proc dst=/proc type=proc flags=MS_NOSUID|MS_NODEV: operation not permitted`.
+
+import { getSystemErrorMap } from "node:util";
+import {
+  MS_BIND, MS_DIRSYNC, MS_MANDLOCK, MS_MOVE, MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY,
+  MS_REC, MS_RELATIME, MS_REMOUNT, MS_SHARED, MS_SILENT, MS_SLAVE, MS_STRICTATIME, MS_SYNCHRONOUS, MS_UNBINDABLE,
+} from "../oci/mount-options.js";
+import type { Op } from "./plan.js";
+
+const errorMap = getSystemErrorMap();
+
+/** "operation not permitted" for EPERM (1), in the lower-case style of Go's syscall errors. */
+export function errnoMessage(errno: number): string {
+  const entry = errorMap.get(-errno);
+  if (!entry) return `errno ${errno}`;
+  return entry[1].charAt(0).toLowerCase() + entry[1].slice(1);
+}
+
+export function errnoName(errno: number): string {
+  return errorMap.get(-errno)?.[0] ?? `errno ${errno}`;
+}
+
+const FLAG_NAMES: [number, string][] = [
+  [MS_RDONLY, "MS_RDONLY"],
+  [MS_NOSUID, "MS_NOSUID"],
+  [MS_NODEV, "MS_NODEV"],
+  [MS_NOEXEC, "MS_NOEXEC"],
+  [MS_SYNCHRONOUS, "MS_SYNCHRONOUS"],
+  [MS_REMOUNT, "MS_REMOUNT"],
+  [MS_MANDLOCK, "MS_MANDLOCK"],
+  [MS_DIRSYNC, "MS_DIRSYNC"],
+  [MS_NOATIME, "MS_NOATIME"],
+  [MS_NODIRATIME, "MS_NODIRATIME"],
+  [MS_BIND, "MS_BIND"],
+  [MS_MOVE, "MS_MOVE"],
+  [MS_REC, "MS_REC"],
+  [MS_SILENT, "MS_SILENT"],
+  [MS_UNBINDABLE, "MS_UNBINDABLE"],
+  [MS_PRIVATE, "MS_PRIVATE"],
+  [MS_SLAVE, "MS_SLAVE"],
+  [MS_SHARED, "MS_SHARED"],
+  [MS_RELATIME, "MS_RELATIME"],
+  [MS_STRICTATIME, "MS_STRICTATIME"],
+];
+
+export function mountFlagNames(flags: number): string {
+  const names = FLAG_NAMES.filter(([bit]) => (flags & bit) !== 0).map(([, name]) => name);
+  return names.length ? names.join("|") : "0";
+}
+
+function describeOp(op: Op): string {
+  const inRoot = (root: string, path: string) => (root && root !== "/" ? `${path} (in ${root})` : path);
+  switch (op.op) {
+    case "joinNamespace": return `setns ${op.name} namespace ${op.path}`;
+    case "clone": return `clone flags=0x${op.flags.toString(16)}`;
+    case "parentWritePid": return `join cgroup ${op.path}`;
+    case "parentWriteProc": return `write /proc/<pid>/${op.file}`;
+    case "unshare": return `unshare flags=0x${op.flags.toString(16)}`;
+    case "sethostname": return `sethostname ${JSON.stringify(op.name)}`;
+    case "setdomainname": return `setdomainname ${JSON.stringify(op.name)}`;
+    case "mount": {
+      const parts = [`mount src=${op.source || "none"}`, `dst=${inRoot(op.root, op.target)}`];
+      if (op.fstype) parts.push(`type=${op.fstype}`);
+      parts.push(`flags=${mountFlagNames(op.flags)}`);
+      if (op.data) parts.push(`data=${op.data}`);
+      return parts.join(" ");
+    }
+    case "mknod": return `mknod ${inRoot(op.root, op.path)} mode=0${op.mode.toString(8)} dev=${op.major}:${op.minor}`;
+    case "symlink": return `symlink ${inRoot(op.root, op.path)} -> ${op.target}`;
+    case "maskPath": return `mask ${op.path}`;
+    case "readonlyPath": return `make read-only ${op.path}`;
+    case "pivotRoot": return `pivot_root ${op.root}`;
+    case "chroot": return `chroot ${op.root}`;
+    case "writeFile": return `write ${op.path}=${JSON.stringify(op.data)}`;
+    case "chdir": return `chdir to cwd ${JSON.stringify(op.path)}`;
+    case "setrlimit": return `setrlimit ${op.name} soft=${op.soft} hard=${op.hard}`;
+    case "setUser": return `set uid=${op.uid} gid=${op.gid} groups=[${op.groups.join(",")}]`;
+    case "capabilities": return "apply capabilities";
+    case "noNewPrivileges": return "set no_new_privs";
+    case "seccomp": return `load seccomp filter (${op.program.length / 8} instructions)`;
+    case "closeFds": return `close fds from ${op.from}`;
+    case "console": return op.mode === "socket" ? `send console to ${op.socketPath}` : "set up console";
+    case "setsid": return "setsid";
+    case "openExecFifo": return `open exec fifo ${op.path}`;
+    case "exec": return `exec ${JSON.stringify(op.file)}`;
+    case "parentDeathSignal": return "set parent death signal";
+    case "umask": return `umask 0${op.mask.toString(8)}`;
+    case "personality": return `personality 0x${op.persona.toString(16)}`;
+    case "mkdir": return `mkdir ${inRoot(op.root, op.path)}`;
+    case "linkUp": return `bring up interface ${op.name}`;
+  }
+}
+
+export interface HelperFailure {
+  message: string;
+  /** 127: command not found, 126: not executable, else 1 (the caller maps to its own code). */
+  exitCode: number;
+  errno: number;
+  op?: Op;
+}
+
+export function describeFailure(op: Op | undefined, errno: number, detail: string): HelperFailure {
+  if (detail.startsWith("stale-helper")) {
+    return {
+      message: "the native helper is out of date (it speaks another plan version): rebuild it with `npm run build`",
+      exitCode: 1,
+      errno,
+    };
+  }
+  if (op?.op === "exec") {
+    const file = detail || op.file;
+    if (errno === 2) {
+      const msg = op.file.includes("/")
+        ? `exec: ${JSON.stringify(file)}: no such file or directory`
+        : `exec: ${JSON.stringify(file)}: executable file not found in $PATH`;
+      return { message: msg, exitCode: 127, errno, op };
+    }
+    if (errno === 13) return { message: `exec: ${JSON.stringify(file)}: permission denied`, exitCode: 126, errno, op };
+    return { message: `exec: ${JSON.stringify(file)}: ${errnoMessage(errno)}`, exitCode: 126, errno, op };
+  }
+  let message = op ? `${describeOp(op)}: ${detail || errnoMessage(errno)}` : `${detail || "helper failure"}: ${errnoMessage(errno)}`;
+  if (op?.op === "setrlimit" && errno === 1) {
+    message += " (hard limits can only be lowered here: the runtime lacks CAP_SYS_RESOURCE)";
+  }
+  if (op?.op === "chdir" && errno === 2) message = `chdir to cwd ${JSON.stringify(op.path)} set in config.json failed: no such file or directory`;
+  return { message, exitCode: 1, errno, op };
+}

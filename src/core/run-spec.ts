@@ -1,0 +1,165 @@
+// docker-run-style options -> an OCI spec. `berth run` and the library produce config.json this way and
+// hand it to the same runtime path as `berth-oci` (one path, not two). Pure: file contents and host
+// facts are passed in.
+
+import { BerthError } from "../errors.js";
+import type { IdMapping, Namespace, Resources as LinuxResources, Spec } from "../oci/spec.js";
+import { dockerDefaultProfile } from "../seccomp/index.js";
+import { applyCapChanges, DOCKER_DEFAULT_CAPABILITIES } from "./capabilities.js";
+import {
+  DEFAULT_DEVICE_RULES,
+  DEFAULT_PATH,
+  DOCKER_MASKED_PATHS,
+  DOCKER_READONLY_PATHS,
+  dockerDefaultMounts,
+} from "./defaults.js";
+import { resolveUser } from "./users.js";
+
+export interface RunOptions {
+  /** The root filesystem directory. */
+  rootfs: string;
+  /** The command and its arguments. */
+  command: string[];
+  /** KEY=VALUE entries; later ones win. */
+  env?: string[];
+  workdir?: string;
+  /** docker's -u: "name", "uid", "uid:gid", "name:group"... looked up in the rootfs. */
+  user?: string;
+  hostname?: string;
+  tty?: boolean;
+  /** Terminal size for tty (rows, columns). */
+  consoleSize?: { rows: number; cols: number };
+  network?: "none" | "host";
+  readOnly?: boolean;
+  /** Bytes. */
+  memory?: number;
+  /** Memory plus swap, bytes; -1 for unlimited swap (docker's --memory-swap). */
+  memorySwap?: number;
+  /** A fraction of CPUs, e.g. 0.5. */
+  cpus?: number;
+  cpuShares?: number;
+  cpusetCpus?: string;
+  pidsLimit?: number;
+  privileged?: boolean;
+  capAdd?: string[];
+  capDrop?: string[];
+  /** podman's --uidmap/--gidmap: run in a user namespace with these mappings. */
+  uidMap?: IdMapping[];
+  gidMap?: IdMapping[];
+  /** Bind mounts: host source -> container destination. */
+  binds?: { source: string; destination: string; readOnly?: boolean }[];
+  /** Whether docker's default seccomp profile applies (true unless privileged or disabled). */
+  seccomp?: boolean;
+}
+
+export interface RunFacts {
+  /** Container id; the default hostname is its first 12 characters, as docker does. */
+  id: string;
+  /** The rootfs's /etc/passwd and /etc/group, when present. */
+  passwd?: string;
+  group?: string;
+  /** Capabilities the runtime itself holds (its bounding set): --privileged grants these. */
+  runtimeCapabilities: string[];
+}
+
+const CPU_PERIOD = 100_000;
+
+export function runResources(o: RunOptions): LinuxResources {
+  const r: LinuxResources = {};
+  if (o.memory !== undefined) {
+    if (o.memory < 6 * 1024 * 1024) throw new BerthError("invalid --memory: the minimum allowed is 6MB");
+    r.memory = { limit: o.memory };
+  }
+  if (o.memorySwap !== undefined) {
+    if (o.memory === undefined) throw new BerthError("invalid --memory-swap: it needs --memory as well");
+    if (o.memorySwap !== -1 && o.memorySwap < o.memory) {
+      throw new BerthError("invalid --memory-swap: it is memory plus swap, so it must be at least --memory (or -1 for unlimited swap)");
+    }
+    r.memory = { ...r.memory, swap: o.memorySwap };
+  }
+  if (o.cpus !== undefined || o.cpuShares !== undefined || o.cpusetCpus !== undefined) {
+    r.cpu = {};
+    if (o.cpus !== undefined) {
+      if (!(o.cpus > 0)) throw new BerthError(`invalid --cpus ${o.cpus}: must be a positive number of CPUs, e.g. 0.5`);
+      r.cpu.quota = Math.round(o.cpus * CPU_PERIOD);
+      r.cpu.period = CPU_PERIOD;
+    }
+    if (o.cpuShares !== undefined) r.cpu.shares = o.cpuShares;
+    if (o.cpusetCpus !== undefined) r.cpu.cpus = o.cpusetCpus;
+  }
+  if (o.pidsLimit !== undefined) r.pids = { limit: o.pidsLimit };
+  r.devices = o.privileged ? [{ allow: true, access: "rwm" }] : DEFAULT_DEVICE_RULES.map((d) => ({ ...d }));
+  return r;
+}
+
+function envKey(entry: string): string {
+  const eq = entry.indexOf("=");
+  return eq < 0 ? entry : entry.slice(0, eq);
+}
+
+/** Later entries replace earlier ones with the same key, keeping the first position. */
+export function mergeEnvEntries(...lists: string[][]): string[] {
+  const out = new Map<string, string>();
+  for (const list of lists) for (const e of list) out.set(envKey(e), e);
+  return [...out.values()];
+}
+
+export function buildRunSpec(o: RunOptions, facts: RunFacts): Spec {
+  if (o.command.length === 0) throw new BerthError("no command given: say what to run, e.g. `berth run host sh -c 'echo hi'`");
+  const user = resolveUser(o.user ?? "0", facts.passwd, facts.group);
+  const hostname = o.hostname ?? (o.network === "host" ? undefined : facts.id.slice(0, 12));
+  const env = mergeEnvEntries(
+    [`PATH=${DEFAULT_PATH}`],
+    hostname ? [`HOSTNAME=${hostname}`] : [],
+    o.tty ? ["TERM=xterm"] : [],
+    [`HOME=${user.home || "/"}`],
+    o.env ?? [],
+  );
+
+  const caps = o.privileged
+    ? [...facts.runtimeCapabilities]
+    : applyCapChanges([...DOCKER_DEFAULT_CAPABILITIES], o.capAdd ?? [], o.capDrop ?? []);
+  const namespaces: Namespace[] = [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, { type: "cgroup" }];
+  if (o.network !== "host") namespaces.push({ type: "network" });
+  const userNs = (o.uidMap?.length ?? 0) > 0 || (o.gidMap?.length ?? 0) > 0;
+  if (userNs) {
+    if (!o.uidMap?.length || !o.gidMap?.length) throw new BerthError("--uidmap and --gidmap go together: give both");
+    namespaces.push({ type: "user" });
+  }
+
+  const mounts = dockerDefaultMounts();
+  for (const b of o.binds ?? []) {
+    if (!b.destination.startsWith("/")) throw new BerthError(`invalid bind mount destination "${b.destination}": it must be an absolute path`);
+    mounts.push({ destination: b.destination, type: "bind", source: b.source, options: ["rbind", b.readOnly ? "ro" : "rw", "rprivate"] });
+  }
+
+  const spec: Spec = {
+    ociVersion: "1.2.0",
+    process: {
+      terminal: o.tty ?? false,
+      consoleSize: o.tty && o.consoleSize ? { height: o.consoleSize.rows, width: o.consoleSize.cols } : undefined,
+      user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids, umask: 0o022 },
+      args: o.command,
+      env,
+      cwd: o.workdir ?? "/",
+      capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] },
+      noNewPrivileges: !o.privileged,
+    },
+    root: { path: o.rootfs, readonly: o.readOnly ?? false },
+    hostname,
+    mounts,
+    linux: {
+      namespaces,
+      uidMappings: userNs ? o.uidMap : undefined,
+      gidMappings: userNs ? o.gidMap : undefined,
+      resources: runResources(o),
+      maskedPaths: o.privileged ? [] : [...DOCKER_MASKED_PATHS],
+      readonlyPaths: o.privileged ? [] : [...DOCKER_READONLY_PATHS],
+      seccomp: o.privileged || o.seccomp === false ? undefined : dockerDefaultProfile(caps),
+    },
+  };
+  if (o.workdir !== undefined && !o.workdir.startsWith("/")) {
+    throw new BerthError(`invalid -w "${o.workdir}": the working directory must be an absolute path`);
+  }
+  return spec;
+}

@@ -1,0 +1,265 @@
+// The effect layer of running a container in the foreground: state dir, overlay dirs, cgroup, the
+// helper, and cleanup of all of them when the container ends or anything fails. What a crash left
+// behind is found by `cleanupStale` through the state file each container writes first.
+
+import { randomBytes } from "node:crypto";
+import { chownSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { constants } from "node:os";
+import { join } from "node:path";
+import {
+  type CgroupPlan,
+  createCgroup,
+  destroyCgroup,
+  oomKilled,
+  planCgroup,
+  readCgroupHost,
+} from "../cgroups/index.js";
+import { planContainer } from "../core/container-plan.js";
+import { BerthError } from "../errors.js";
+import type { Spec } from "../oci/spec.js";
+import { compileSeccomp } from "../seccomp/index.js";
+import { readHostFacts } from "./host-facts.js";
+import { type ExitStatus, type HelperRun, startHelper, type StdioEntry } from "./helper.js";
+
+export const DEFAULT_STATE_ROOT = "/run/berth";
+
+export interface StartOptions {
+  spec: Spec;
+  id?: string;
+  /** The container's stdin, stdout, stderr. Default: inherit ours. */
+  stdio?: [StdioEntry, StdioEntry, StdioEntry];
+  /** Where per-container state lives (default /run/berth). */
+  stateRoot?: string;
+  /** With spec.process.terminal: put our stdin terminal in raw mode while attached. */
+  rawHostTerminal?: boolean;
+  /**
+   * "overlay" (default): the rootfs is a read-only lower layer, writes go to a throwaway upper dir.
+   * "direct": the container runs on the directory itself (OCI bundles).
+   */
+  rootfsMode?: "overlay" | "direct";
+}
+
+export interface RunResult {
+  exitCode: number;
+  /** Signal number that killed the container's init, 0 if it exited. */
+  signal: number;
+  /** The kernel's OOM killer killed a process of the container. */
+  oomKilled: boolean;
+}
+
+export interface ContainerState {
+  id: string;
+  ownerPid: number;
+  ownerStart: string;
+  helperPid?: number;
+  pid?: number;
+  cgroup?: CgroupPlan;
+}
+
+export function newContainerId(): string {
+  return randomBytes(32).toString("hex");
+}
+
+function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function isAlive(pid: number | undefined, start?: string): boolean {
+  if (!pid) return false;
+  const now = processStartTime(pid);
+  return now !== undefined && (start === undefined || now === start);
+}
+
+function writeState(dir: string, state: ContainerState): void {
+  // Atomic: a reader sees the old or the new file, never half of one.
+  const tmp = join(dir, `.state.json.${process.pid}`);
+  writeFileSync(tmp, JSON.stringify(state));
+  renameSync(tmp, join(dir, "state.json"));
+}
+
+/** Removes what crashed runs left: state dirs whose owner and helper are gone, and their cgroups. */
+export async function cleanupStale(stateRoot = DEFAULT_STATE_ROOT): Promise<string[]> {
+  const root = join(stateRoot, "containers");
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const dir = join(root, name);
+    let state: ContainerState | undefined;
+    try {
+      state = JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as ContainerState;
+    } catch {
+      // No state yet: a run that is just starting writes it first thing; only old ones are debris.
+      try {
+        if (Date.now() - statSync(dir).mtimeMs < 60_000) continue;
+      } catch {
+        continue;
+      }
+    }
+    if (state && (isAlive(state.ownerPid, state.ownerStart) || isAlive(state.helperPid))) continue;
+    if (state?.pid && isAlive(state.pid)) {
+      try { process.kill(state.pid, "SIGKILL"); } catch { /* already gone */ }
+    }
+    if (state?.cgroup) await destroyCgroup(state.cgroup);
+    rmSync(dir, { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+let staleChecked = false;
+
+/** A container running in the foreground of this process. */
+export class Container {
+  readonly id: string;
+  readonly #run: HelperRun;
+  readonly #finished: Promise<RunResult>;
+
+  constructor(id: string, run: HelperRun, finished: Promise<RunResult>) {
+    this.id = id;
+    this.#run = run;
+    this.#finished = finished;
+  }
+
+  /** The container's init process, as a host pid. */
+  get pid(): number {
+    return this.#run.pid;
+  }
+
+  get stdin() { return this.#run.helper.stdin; }
+  get stdout() { return this.#run.helper.stdout; }
+  get stderr() { return this.#run.helper.stderr; }
+
+  /** Sends a signal to the container's init (number or name). */
+  kill(signal: NodeJS.Signals | number = "SIGTERM"): void {
+    const n = typeof signal === "number" ? signal : (osSignals[signal] ?? 15);
+    this.#run.signal(n);
+  }
+
+  resize(rows: number, cols: number): void {
+    this.#run.resize(rows, cols);
+  }
+
+  /** Tells the helper to pick up its terminal's new size (after SIGWINCH). */
+  refreshSize(): void {
+    try { process.kill(this.#run.helper.pid as number, "SIGWINCH"); } catch { /* gone */ }
+  }
+
+  /** Forwards a signal through the helper, which passes it on to the container's init. */
+  forward(signal: NodeJS.Signals): void {
+    try { process.kill(this.#run.helper.pid as number, signal); } catch { /* gone */ }
+  }
+
+  /** Resolves when the container has ended and everything it used is removed. */
+  wait(): Promise<RunResult> {
+    return this.#finished;
+  }
+}
+
+const osSignals = constants.signals as Record<string, number>;
+
+/** Sets up and starts a container; resolves once its command has been exec'd. */
+export async function startContainer(options: StartOptions): Promise<Container> {
+  const stateRoot = options.stateRoot ?? DEFAULT_STATE_ROOT;
+  if (!staleChecked) {
+    staleChecked = true;
+    await cleanupStale(stateRoot);
+  }
+  const spec = options.spec;
+  const id = options.id ?? newContainerId();
+  const dir = join(stateRoot, "containers", id);
+  const lower = spec.root?.path;
+  if (!lower) throw new BerthError("root.path: no root filesystem given");
+  try {
+    if (!statSync(lower).isDirectory()) throw new Error();
+  } catch {
+    throw new BerthError(`root filesystem ${lower} does not exist or is not a directory: give an unpacked root filesystem directory`);
+  }
+  mkdirSync(join(stateRoot, "containers"), { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch {
+    throw new BerthError(`container ${id} already exists in ${stateRoot}`);
+  }
+  const state: ContainerState = { id, ownerPid: process.pid, ownerStart: processStartTime(process.pid) ?? "" };
+  let cgroup: CgroupPlan | undefined;
+  let run: HelperRun | undefined;
+  const cleanup = async () => {
+    if (cgroup) await destroyCgroup(cgroup);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    writeState(dir, state);
+    const facts = readHostFacts();
+    let rootfs = lower;
+    let rootfsMounts: { source: string; fstype: string; data: string }[] = [];
+    const overlay = (options.rootfsMode ?? "overlay") === "overlay" && !spec.root?.readonly;
+    if (overlay) {
+      const upper = join(dir, "upper");
+      const work = join(dir, "work");
+      rootfs = join(dir, "rootfs");
+      for (const d of [upper, work, rootfs]) mkdirSync(d);
+      // In a user namespace the container's root must own its writable layer.
+      const rootMap = spec.linux?.uidMappings?.find((m) => m.containerID === 0);
+      const rootGid = spec.linux?.gidMappings?.find((m) => m.containerID === 0);
+      if (rootMap) for (const d of [upper, work]) chownSync(d, rootMap.hostID, rootGid?.hostID ?? rootMap.hostID);
+      rootfsMounts = [{ source: "overlay", fstype: "overlay", data: `lowerdir=${lower},upperdir=${upper},workdir=${work}` }];
+    }
+    cgroup = planCgroup(readCgroupHost(), { name: `berth-${id.slice(0, 12)}`, cgroupsPath: spec.linux?.cgroupsPath, resources: spec.linux?.resources });
+    state.cgroup = cgroup;
+    writeState(dir, state);
+    cgroup = createCgroup(cgroup);
+    state.cgroup = cgroup;
+    writeState(dir, state);
+
+    const seccomp = spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp, { arch: process.arch }) : undefined;
+    const plan = planContainer(spec, {
+      rootfs,
+      rootfsMounts,
+      cgroup,
+      host: facts,
+      isDirectory: (p) => {
+        try { return statSync(p).isDirectory(); } catch { return true; }
+      },
+      console: spec.process?.terminal ? { mode: "proxy", rawHostTerminal: options.rawHostTerminal } : undefined,
+      dieWithController: true,
+      seccomp,
+    });
+    run = await startHelper(plan, { stdio: options.stdio ?? ["inherit", "inherit", "inherit"] });
+    state.helperPid = run.helper.pid;
+    state.pid = run.pid;
+    writeState(dir, state);
+    await run.ready;
+  } catch (err) {
+    if (run) {
+      run.close();
+      await run.exited.catch(() => undefined);
+    }
+    await cleanup();
+    throw err;
+  }
+  const started = run;
+  const finished = (async (): Promise<RunResult> => {
+    const status: ExitStatus = await started.exited;
+    const oom = cgroup ? oomKilled(cgroup) : false;
+    await cleanup();
+    return { exitCode: status.exitCode, signal: status.signal, oomKilled: oom };
+  })();
+  finished.catch(() => cleanup());
+  return new Container(id, started, finished);
+}
+
+/** Runs a container to completion. */
+export async function runContainer(options: StartOptions): Promise<RunResult> {
+  const c = await startContainer(options);
+  return c.wait();
+}

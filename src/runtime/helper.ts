@@ -1,0 +1,148 @@
+// Runs the native helper with a plan and speaks its line protocol on fd 3:
+//   helper -> us: "pid N" | "created" | "started" | "error I ERRNO DETAIL" | "exit CODE SIGNAL"
+//   us -> helper: "go" (after "pid"), "signal N", "resize ROWS COLS"
+
+import { type ChildProcess, type IOType, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import type { Socket } from "node:net";
+import type { Stream } from "node:stream";
+import { fileURLToPath } from "node:url";
+import { BerthError } from "../errors.js";
+import { describeFailure, type HelperFailure } from "../core/plan-errors.js";
+import { encodePlan, type Plan } from "../core/plan.js";
+
+export function helperPath(): string {
+  if (process.env.BERTH_HELPER) return process.env.BERTH_HELPER;
+  const path = fileURLToPath(new URL("../../../native/build/berth-helper", import.meta.url));
+  if (!existsSync(path)) {
+    throw new BerthError(`the native helper is missing (${path}): build it with \`npm run build\``);
+  }
+  return path;
+}
+
+export class HelperError extends BerthError {
+  readonly failure: HelperFailure;
+  constructor(failure: HelperFailure) {
+    super(failure.message, { exitCode: failure.exitCode });
+    this.failure = failure;
+  }
+}
+
+export interface ExitStatus {
+  exitCode: number;
+  /** Signal number that killed the process, 0 if it exited. */
+  signal: number;
+}
+
+export interface HelperRun {
+  /** The container's init, as a host pid. */
+  readonly pid: number;
+  readonly helper: ChildProcess;
+  /** Resolves when the process has exec'd ("started") or is blocked on the exec fifo ("created"). */
+  readonly ready: Promise<"started" | "created">;
+  /** Resolves with the container's exit status (foreground helpers only). */
+  readonly exited: Promise<ExitStatus>;
+  signal(sig: number): void;
+  resize(rows: number, cols: number): void;
+  /** Closes the control socket; a foreground helper then kills the container. */
+  close(): void;
+}
+
+export type StdioEntry = IOType | number | Stream;
+
+export interface StartHelperOptions {
+  /** The container's stdin, stdout, stderr (without a terminal the container inherits these). */
+  stdio: [StdioEntry, StdioEntry, StdioEntry];
+  /** Runs after the child exists and before it is released (e.g. to set up its network). */
+  beforeRelease?: (pid: number) => Promise<void>;
+}
+
+/** Spawns the helper, sends the plan and resolves once the container process exists and was released. */
+export function startHelper(plan: Plan, options: StartHelperOptions): Promise<HelperRun> {
+  const helper = spawn(helperPath(), [], {
+    stdio: [...options.stdio, "pipe"],
+    // Terminal signals go to us, and we decide what reaches the container.
+    detached: true,
+  });
+  const control = helper.stdio[3] as Socket;
+  control.write(encodePlan(plan));
+
+  return new Promise((resolveStart, rejectStart) => {
+    let pid = 0;
+    let failure: HelperFailure | undefined;
+    let buffered = "";
+    let settledStart = false;
+    let resolveReady!: (v: "started" | "created") => void;
+    let rejectReady!: (e: Error) => void;
+    let resolveExit!: (v: ExitStatus) => void;
+    let rejectExit!: (e: Error) => void;
+    const ready = new Promise<"started" | "created">((res, rej) => { resolveReady = res; rejectReady = rej; });
+    const exited = new Promise<ExitStatus>((res, rej) => { resolveExit = res; rejectExit = rej; });
+    // Callers that only await one of them must not see an unhandled rejection from the other.
+    ready.catch(() => {});
+    exited.catch(() => {});
+
+    const fail = (err: Error) => {
+      if (!settledStart) { settledStart = true; rejectStart(err); }
+      rejectReady(err);
+      rejectExit(err);
+    };
+    const run: HelperRun = {
+      get pid() { return pid; },
+      helper,
+      ready,
+      exited,
+      signal: (sig) => { if (!control.destroyed) control.write(`signal ${sig}\n`); },
+      resize: (rows, cols) => { if (!control.destroyed) control.write(`resize ${rows} ${cols}\n`); },
+      close: () => control.destroy(),
+    };
+
+    const onLine = (line: string) => {
+      const [word, ...rest] = line.split(" ");
+      if (word === "pid") {
+        pid = Number(rest[0]);
+        const release = options.beforeRelease ? options.beforeRelease(pid) : Promise.resolve();
+        release.then(
+          () => {
+            control.write("go\n");
+            settledStart = true;
+            resolveStart(run);
+          },
+          (err: Error) => { control.destroy(); fail(err); },
+        );
+      } else if (word === "error") {
+        const index = Number(rest[0]);
+        const errno = Number(rest[1]);
+        failure = describeFailure(index >= 0 ? plan.ops[index] : undefined, errno, rest.slice(2).join(" "));
+        fail(new HelperError(failure));
+      } else if (word === "started" || word === "created") {
+        resolveReady(word);
+      } else if (word === "exit") {
+        if (failure) return;
+        resolveExit({ exitCode: Number(rest[0]), signal: Number(rest[1]) });
+      }
+    };
+    control.setEncoding("utf8");
+    control.on("data", (chunk: string) => {
+      buffered += chunk;
+      let nl;
+      while ((nl = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        onLine(line);
+      }
+    });
+    control.on("error", () => {});
+    helper.on("error", (err) => fail(new BerthError(`cannot run the native helper: ${err.message}`)));
+    // The helper's last lines may still be buffered when it exits: conclude once both are done.
+    let helperExit: string | undefined;
+    let controlClosed = false;
+    const conclude = () => {
+      if (helperExit === undefined || !controlClosed) return;
+      if (failure) return fail(new HelperError(failure));
+      fail(new BerthError(`the native helper ended unexpectedly (${helperExit})`));
+    };
+    control.on("close", () => { controlClosed = true; conclude(); });
+    helper.on("exit", (code, signal) => { helperExit = signal ?? `exit ${code}`; conclude(); });
+  });
+}
