@@ -184,9 +184,10 @@ export async function startContainer(options: StartOptions): Promise<Container> 
   } catch {
     throw new BerthError(`root filesystem ${lower} does not exist or is not a directory: give an unpacked root filesystem directory`);
   }
-  mkdirSync(join(stateRoot, "containers"), { recursive: true, mode: 0o700 });
+  // 0711: a container root mapped to another uid (user namespace) must be able to pass through.
+  mkdirSync(join(stateRoot, "containers"), { recursive: true, mode: 0o711 });
   try {
-    mkdirSync(dir, { mode: 0o700 });
+    mkdirSync(dir, { mode: 0o711 });
   } catch {
     throw new BerthError(`container ${id} already exists in ${stateRoot}`);
   }
