@@ -2,10 +2,7 @@
 // arguments: `mount src=proc dst=/proc type=proc flags=MS_NOSUID|MS_NODEV: operation not permitted`.
 
 import { getSystemErrorMap } from "node:util";
-import {
-  MS_BIND, MS_DIRSYNC, MS_MANDLOCK, MS_MOVE, MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY,
-  MS_REC, MS_RELATIME, MS_REMOUNT, MS_SHARED, MS_SILENT, MS_SLAVE, MS_STRICTATIME, MS_SYNCHRONOUS, MS_UNBINDABLE,
-} from "../oci/mount-options.js";
+import { mountFlagNames } from "../oci/mount-options.js";
 import type { Op } from "./plan.js";
 
 const errorMap = getSystemErrorMap();
@@ -19,34 +16,6 @@ export function errnoMessage(errno: number): string {
 
 export function errnoName(errno: number): string {
   return errorMap.get(-errno)?.[0] ?? `errno ${errno}`;
-}
-
-const FLAG_NAMES: [number, string][] = [
-  [MS_RDONLY, "MS_RDONLY"],
-  [MS_NOSUID, "MS_NOSUID"],
-  [MS_NODEV, "MS_NODEV"],
-  [MS_NOEXEC, "MS_NOEXEC"],
-  [MS_SYNCHRONOUS, "MS_SYNCHRONOUS"],
-  [MS_REMOUNT, "MS_REMOUNT"],
-  [MS_MANDLOCK, "MS_MANDLOCK"],
-  [MS_DIRSYNC, "MS_DIRSYNC"],
-  [MS_NOATIME, "MS_NOATIME"],
-  [MS_NODIRATIME, "MS_NODIRATIME"],
-  [MS_BIND, "MS_BIND"],
-  [MS_MOVE, "MS_MOVE"],
-  [MS_REC, "MS_REC"],
-  [MS_SILENT, "MS_SILENT"],
-  [MS_UNBINDABLE, "MS_UNBINDABLE"],
-  [MS_PRIVATE, "MS_PRIVATE"],
-  [MS_SLAVE, "MS_SLAVE"],
-  [MS_SHARED, "MS_SHARED"],
-  [MS_RELATIME, "MS_RELATIME"],
-  [MS_STRICTATIME, "MS_STRICTATIME"],
-];
-
-export function mountFlagNames(flags: number): string {
-  const names = FLAG_NAMES.filter(([bit]) => (flags & bit) !== 0).map(([, name]) => name);
-  return names.length ? names.join("|") : "0";
 }
 
 function describeOp(op: Op): string {

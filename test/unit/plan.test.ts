@@ -1,0 +1,242 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { CLONE, namespacePlan, planContainer, type PlanContext } from "../../src/core/container-plan.js";
+import { describeFailure } from "../../src/core/plan-errors.js";
+import { encodePlan, type Op, PLAN_MAGIC, PLAN_VERSION, PlanFlag } from "../../src/core/plan.js";
+import { buildRunSpec, type RunOptions } from "../../src/core/run-spec.js";
+import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT } from "../../src/oci/mount-options.js";
+import type { Spec } from "../../src/oci/spec.js";
+
+const DOCKER_CAPS_MASK = 0xa80425fbn;
+
+function spec(over: Partial<RunOptions> = {}): Spec {
+  return buildRunSpec(
+    { rootfs: "/images/host", command: ["sh", "-c", "true"], ...over },
+    {
+      id: "0123456789abcdef0123",
+      passwd: "root:x:0:0:root:/root:/bin/sh\nberth:x:1000:1000::/home/berth:/bin/sh\n",
+      group: "root:x:0:\nstaff:x:50:berth\n",
+      runtimeCapabilities: ["CAP_CHOWN", "CAP_SYS_ADMIN"],
+    },
+  );
+}
+
+function ctx(over: Partial<PlanContext> = {}): PlanContext {
+  return {
+    rootfs: "/run/berth/c1/rootfs",
+    host: { lastCap: 40 },
+    isDirectory: () => true,
+    cgroup: {
+      procsFiles: ["/sys/fs/cgroup/memory/me/berth-c1/cgroup.procs", "/sys/fs/cgroup/pids/berth-c1/cgroup.procs"],
+      mounts: [
+        { source: "/sys/fs/cgroup/memory/me/berth-c1", destination: "/sys/fs/cgroup/memory" },
+        { source: "/sys/fs/cgroup/pids/berth-c1", destination: "/sys/fs/cgroup/pids" },
+      ],
+    },
+    dieWithController: true,
+    ...over,
+  };
+}
+
+const ofKind = <K extends Op["op"]>(ops: Op[], kind: K) => ops.filter((o): o is Extract<Op, { op: K }> => o.op === kind);
+const indexOf = (ops: Op[], pred: (o: Op) => boolean) => ops.findIndex(pred);
+
+describe("namespaces", () => {
+  test("new namespaces are clone flags; cgroup is unshared after the cgroup join; joins come first, user first", () => {
+    const ns = namespacePlan([{ type: "pid" }, { type: "network", path: "/proc/1/ns/net" }, { type: "cgroup" }, { type: "mount" }, { type: "user", path: "/proc/1/ns/user" }]);
+    assert.equal(ns.cloneFlags, CLONE.NEWPID | CLONE.NEWNS);
+    assert.equal(ns.unshareAfterCgroupJoin, CLONE.NEWCGROUP);
+    assert.deepEqual(ns.joins.map((j) => j.type), ["user", "network"]);
+  });
+
+  test("berth run asks for pid, ipc, uts, mount, cgroup and net; --network host keeps the host's", () => {
+    const plan = planContainer(spec(), ctx());
+    const clone = ofKind(plan.ops, "clone")[0];
+    assert.equal(clone.flags, CLONE.NEWPID | CLONE.NEWIPC | CLONE.NEWUTS | CLONE.NEWNS | CLONE.NEWNET);
+    assert.deepEqual(ofKind(plan.ops, "unshare").map((o) => o.flags), [CLONE.NEWCGROUP]);
+    assert.deepEqual(ofKind(plan.ops, "linkUp").map((o) => o.name), ["lo"]);
+    const host = planContainer(spec({ network: "host" }), ctx());
+    assert.equal(ofKind(host.ops, "clone")[0].flags & CLONE.NEWNET, 0);
+    assert.equal(ofKind(host.ops, "linkUp").length, 0);
+  });
+
+  test("the pid goes into every cgroup before the child may run, and before the cgroup namespace", () => {
+    const plan = planContainer(spec(), ctx());
+    const cloneAt = indexOf(plan.ops, (o) => o.op === "clone");
+    const joins = ofKind(plan.ops, "parentWritePid");
+    assert.equal(joins.length, 2);
+    assert.ok(indexOf(plan.ops, (o) => o.op === "parentWritePid") > cloneAt);
+    assert.ok(indexOf(plan.ops, (o) => o.op === "unshare") > indexOf(plan.ops, (o) => o.op === "parentWritePid"));
+  });
+
+  test("a user namespace gets its id maps written by the parent and root inside", () => {
+    const plan = planContainer(spec({ uidMap: [{ containerID: 0, hostID: 100000, size: 65536 }], gidMap: [{ containerID: 0, hostID: 100000, size: 65536 }] }), ctx());
+    assert.ok(ofKind(plan.ops, "clone")[0].flags & CLONE.NEWUSER);
+    assert.deepEqual(ofKind(plan.ops, "parentWriteProc").map((o) => [o.file, o.data]), [
+      ["uid_map", "0 100000 65536\n"],
+      ["gid_map", "0 100000 65536\n"],
+    ]);
+    // devices are bind-mounted from the host: mknod is refused in a user namespace
+    assert.equal(ofKind(plan.ops, "mknod").length, 0);
+    assert.ok(plan.ops.some((o) => o.op === "mount" && o.source === "/dev/null" && o.target === "/dev/null" && o.flags === MS_BIND));
+  });
+});
+
+describe("mounts", () => {
+  test("propagation private first, then the root bound onto itself, then the spec's mounts, then pivot_root", () => {
+    const plan = planContainer(spec(), ctx({ rootfsMounts: [{ source: "overlay", fstype: "overlay", data: "lowerdir=/l,upperdir=/u,workdir=/w" }] }));
+    const mounts = ofKind(plan.ops, "mount");
+    assert.deepEqual([mounts[0].target, mounts[0].flags], ["/", MS_REC | MS_PRIVATE]);
+    assert.deepEqual([mounts[1].fstype, mounts[1].target], ["overlay", "/run/berth/c1/rootfs"]);
+    assert.deepEqual([mounts[2].source, mounts[2].flags], ["/run/berth/c1/rootfs", MS_BIND | MS_REC]);
+    const proc = mounts.find((m) => m.fstype === "proc");
+    assert.ok(proc);
+    assert.equal(proc.root, "/run/berth/c1/rootfs");
+    assert.equal(proc.target, "/proc");
+    assert.equal(proc.flags, MS_NOSUID | MS_NOEXEC | MS_NODEV);
+    const sys = mounts.find((m) => m.fstype === "sysfs");
+    assert.equal(sys?.flags, MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY);
+    const pivot = indexOf(plan.ops, (o) => o.op === "pivotRoot");
+    assert.ok(pivot > indexOf(plan.ops, (o) => o.op === "mount" && o.fstype === "devpts"));
+    assert.equal(ofKind(plan.ops, "chroot").length, 0);
+  });
+
+  test("the container's own cgroup appears read-only at /sys/fs/cgroup/<controller>", () => {
+    const plan = planContainer(spec(), ctx());
+    const mounts = ofKind(plan.ops, "mount");
+    const bind = mounts.find((m) => m.source === "/sys/fs/cgroup/memory/me/berth-c1");
+    assert.equal(bind?.target, "/sys/fs/cgroup/memory");
+    const remount = mounts.find((m) => m.target === "/sys/fs/cgroup/memory" && (m.flags & MS_REMOUNT) !== 0);
+    assert.ok(remount && (remount.flags & MS_RDONLY) !== 0);
+  });
+
+  test("a read-only bind mount is a bind then a read-only remount", () => {
+    const plan = planContainer(spec({ binds: [{ source: "/srv/data", destination: "/data", readOnly: true }] }), ctx());
+    const data = ofKind(plan.ops, "mount").filter((m) => m.target === "/data");
+    assert.equal(data[0].source, "/srv/data");
+    assert.equal(data[0].flags, MS_BIND | MS_REC);
+    assert.equal(data[1].flags, MS_BIND | MS_REMOUNT | MS_RDONLY);
+  });
+
+  test("docker's masked and read-only paths, applied after pivot_root", () => {
+    const plan = planContainer(spec(), ctx());
+    const pivot = indexOf(plan.ops, (o) => o.op === "pivotRoot");
+    const masked = ofKind(plan.ops, "maskPath").map((o) => o.path);
+    for (const p of ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"]) assert.ok(masked.includes(p), p);
+    const ro = ofKind(plan.ops, "readonlyPath").map((o) => o.path);
+    for (const p of ["/proc/sys", "/proc/bus", "/proc/irq", "/proc/sysrq-trigger"]) assert.ok(ro.includes(p), p);
+    assert.ok(indexOf(plan.ops, (o) => o.op === "maskPath") > pivot);
+    const privileged = planContainer(spec({ privileged: true }), ctx());
+    assert.equal(ofKind(privileged.ops, "maskPath").length, 0);
+  });
+
+  test("default devices are made on the /dev tmpfs, with the /dev/fd links", () => {
+    const plan = planContainer(spec(), ctx());
+    const nodes = ofKind(plan.ops, "mknod").map((o) => `${o.path} ${o.major}:${o.minor}`);
+    assert.deepEqual(nodes, ["/dev/null 1:3", "/dev/zero 1:5", "/dev/full 1:7", "/dev/random 1:8", "/dev/urandom 1:9", "/dev/tty 5:0"]);
+    const links = ofKind(plan.ops, "symlink").map((o) => `${o.path}->${o.target}`);
+    assert.ok(links.includes("/dev/fd->/proc/self/fd"));
+    assert.ok(links.includes("/dev/ptmx->pts/ptmx"));
+  });
+});
+
+describe("process", () => {
+  test("docker's default capabilities in all sets but inheritable and ambient, no_new_privs, exec last", () => {
+    const plan = planContainer(spec(), ctx());
+    const caps = ofKind(plan.ops, "capabilities")[0];
+    assert.equal(caps.bounding, DOCKER_CAPS_MASK);
+    assert.equal(caps.effective, DOCKER_CAPS_MASK);
+    assert.equal(caps.permitted, DOCKER_CAPS_MASK);
+    assert.equal(caps.inheritable, 0n);
+    assert.equal(caps.ambient, 0n);
+    assert.ok(ofKind(plan.ops, "noNewPrivileges").length === 1);
+    assert.equal(plan.ops.at(-1)?.op, "exec");
+  });
+
+  test("--cap-drop ALL and --cap-add", () => {
+    assert.equal(ofKind(planContainer(spec({ capDrop: ["ALL"] }), ctx()).ops, "capabilities")[0].bounding, 0n);
+    const added = ofKind(planContainer(spec({ capAdd: ["sys_admin"] }), ctx()).ops, "capabilities")[0];
+    assert.equal(added.effective, DOCKER_CAPS_MASK | (1n << 21n));
+  });
+
+  test("capabilities above the host's last one are not asked for", () => {
+    const plan = planContainer(spec({ capAdd: ["ALL"] }), ctx({ host: { lastCap: 37 } }));
+    assert.equal(ofKind(plan.ops, "capabilities")[0].bounding, (1n << 38n) - 1n);
+  });
+
+  test("every fd past stdio is closed (CLOEXEC) before the user switch and exec; cwd is entered after it", () => {
+    const plan = planContainer(spec({ user: "berth", workdir: "/tmp" }), ctx());
+    const close = indexOf(plan.ops, (o) => o.op === "closeFds");
+    const setUser = indexOf(plan.ops, (o) => o.op === "setUser" && o.uid === 1000);
+    const chdir = indexOf(plan.ops, (o) => o.op === "chdir");
+    assert.ok(close >= 0 && close < setUser && setUser < chdir);
+    const user = plan.ops[setUser] as Extract<Op, { op: "setUser" }>;
+    assert.deepEqual([user.uid, user.gid, user.groups], [1000, 1000, [50]]);
+    assert.equal((plan.ops[chdir] as Extract<Op, { op: "chdir" }>).path, "/tmp");
+  });
+
+  test("seccomp is loaded after no_new_privs when set, before the user switch otherwise", () => {
+    const seccomp = { program: new Uint8Array(16), flags: 0 };
+    const withNnp = planContainer(spec(), ctx({ seccomp }));
+    assert.ok(indexOf(withNnp.ops, (o) => o.op === "seccomp") > indexOf(withNnp.ops, (o) => o.op === "noNewPrivileges"));
+    const s = spec();
+    if (s.process) s.process.noNewPrivileges = false;
+    const withoutNnp = planContainer(s, ctx({ seccomp }));
+    assert.ok(indexOf(withoutNnp.ops, (o) => o.op === "seccomp") < indexOf(withoutNnp.ops, (o) => o.op === "setUser" && o.uid === 0));
+  });
+
+  test("env: default PATH, HOSTNAME and HOME, -e overrides", () => {
+    const s = spec({ env: ["PATH=/bin", "FOO=bar"] });
+    assert.deepEqual(s.process?.env, ["PATH=/bin", "HOSTNAME=0123456789ab", "HOME=/root", "FOO=bar"]);
+  });
+
+  test("a terminal gets a console step after pivot_root and the proxy flags", () => {
+    const plan = planContainer(spec({ tty: true }), ctx({ console: { mode: "proxy", rawHostTerminal: true } }));
+    assert.ok(indexOf(plan.ops, (o) => o.op === "console") > indexOf(plan.ops, (o) => o.op === "pivotRoot"));
+    assert.equal(plan.flags, PlanFlag.KillOnControlEof | PlanFlag.TtyProxy | PlanFlag.RawHostTerminal);
+  });
+});
+
+describe("limits", () => {
+  test("memory, cpus, shares, cpuset and pids become OCI resources", () => {
+    const s = spec({ memory: 64 * 1024 * 1024, memorySwap: 128 * 1024 * 1024, cpus: 1.5, cpuShares: 512, cpusetCpus: "0", pidsLimit: 20 });
+    const r = s.linux?.resources;
+    assert.deepEqual(r?.memory, { limit: 67108864, swap: 134217728 });
+    assert.deepEqual(r?.cpu, { quota: 150000, period: 100000, shares: 512, cpus: "0" });
+    assert.deepEqual(r?.pids, { limit: 20 });
+  });
+
+  test("bad limits are refused with the flag named", () => {
+    assert.throws(() => spec({ memory: 1024 }), /--memory: the minimum allowed is 6MB/);
+    assert.throws(() => spec({ memorySwap: 1024 }), /--memory-swap: it needs --memory/);
+    assert.throws(() => spec({ memory: 64 << 20, memorySwap: 32 << 20 }), /must be at least --memory/);
+  });
+});
+
+describe("encoding and errors", () => {
+  test("the header carries magic, version, flags and the op count; fields are length-prefixed", () => {
+    const buf = encodePlan({ flags: PlanFlag.Detach, ops: [{ op: "sethostname", name: "box" }, { op: "closeFds", from: 3 }] });
+    assert.equal(buf.readUInt32LE(0), buf.length - 4);
+    assert.equal(buf.readUInt32LE(4), PLAN_MAGIC);
+    assert.equal(buf.readUInt32LE(8), PLAN_VERSION);
+    assert.equal(buf.readUInt32LE(12), PlanFlag.Detach);
+    assert.equal(buf.readUInt32LE(16), 2);
+    // sethostname: code 21, one field "box\0"
+    assert.deepEqual([buf.readUInt32LE(20), buf.readUInt32LE(24), buf.readUInt32LE(28)], [21, 1, 4]);
+    assert.equal(buf.subarray(32, 36).toString("latin1"), "box\0");
+    // closeFds: code 37, one u64 field
+    assert.deepEqual([buf.readUInt32LE(36), buf.readUInt32LE(40), buf.readUInt32LE(44)], [37, 1, 8]);
+    assert.equal(buf.readBigUInt64LE(48), 3n);
+  });
+
+  test("failures read like runc's: the operation, its arguments, the errno text", () => {
+    const mount: Op = { op: "mount", source: "proc", root: "/r", target: "/proc", fstype: "proc", flags: MS_NOSUID | MS_NODEV, data: "", create: "dir" };
+    assert.equal(describeFailure(mount, 1, "").message, "mount src=proc dst=/proc (in /r) type=proc flags=MS_NOSUID|MS_NODEV: operation not permitted");
+    const exec: Op = { op: "exec", file: "nosuch", argv: ["nosuch"], env: [] };
+    assert.deepEqual([describeFailure(exec, 2, "nosuch").message, describeFailure(exec, 2, "nosuch").exitCode], ['exec: "nosuch": executable file not found in $PATH', 127]);
+    assert.equal(describeFailure({ ...exec, file: "/etc/passwd" }, 13, "/etc/passwd").exitCode, 126);
+    const rl: Op = { op: "setrlimit", resource: 7, name: "RLIMIT_NOFILE", soft: 1048576n, hard: 1048576n };
+    assert.match(describeFailure(rl, 1, "").message, /setrlimit RLIMIT_NOFILE soft=1048576 hard=1048576: operation not permitted \(hard limits can only be lowered/);
+    assert.match(describeFailure(undefined, 0, "stale-helper version 1").message, /native helper is out of date/);
+  });
+});
