@@ -60,10 +60,11 @@ enum {
 	OP_WRITE_FILE = 30, OP_CHDIR = 31, OP_SETRLIMIT = 32, OP_SET_USER = 33, OP_CAPABILITIES = 34,
 	OP_NO_NEW_PRIVS = 35, OP_SECCOMP = 36, OP_CLOSE_FDS = 37, OP_CONSOLE = 38, OP_SETSID = 39,
 	OP_OPEN_EXEC_FIFO = 40, OP_EXEC = 41, OP_PDEATHSIG = 42, OP_UMASK = 43, OP_PERSONALITY = 45,
-	OP_MKDIR = 47, OP_LINK_UP = 50,
+	OP_MKDIR = 47, OP_LINK_UP = 50, OP_MKFIFO = 51,
 };
 
-#define CTL_FD 3
+/* The control socket: fd 3 unless the controller passes preserved fds there and says where it is. */
+static int CTL_FD = 3;
 #define MAX_FIELDS 16
 
 struct field { uint32_t len; const char *data; };
@@ -762,7 +763,9 @@ static int supervise(void)
 
 	int master = -1, sync_open = 1, ctl_open = 1, stdin_open = 1, master_open = 0, failed = 0;
 	int exited = 0, status = 0;
-	while (!exited || master_open) {
+	/* Runs until the child is reaped, its sync socket is drained (so "started" or its error is
+	 * always reported before "exit"), and the pty has nothing more to say. */
+	while (!exited || master_open || sync_open) {
 		struct pollfd p[5];
 		int n = 0, i_sync = -1, i_ctl = -1, i_sig = -1, i_master = -1, i_stdin = -1;
 		if (sync_open) { i_sync = n; p[n++] = (struct pollfd){ .fd = sync_fd, .events = POLLIN }; }
@@ -772,13 +775,14 @@ static int supervise(void)
 		if (master_open && stdin_open && !exited) { i_stdin = n; p[n++] = (struct pollfd){ .fd = 0, .events = POLLIN }; }
 		/* After the child is gone, drain the pty without blocking forever on a held-open slave. */
 		if (poll(p, n, exited ? 100 : -1) < 0) { if (errno == EINTR) continue; break; }
-		if (exited && i_master >= 0 && !(p[i_master].revents)) break;
+		if (exited && i_master >= 0 && !(p[i_master].revents) && !sync_open) break;
 		if (i_sync >= 0 && p[i_sync].revents) {
 			struct child_msg m;
 			int fd;
 			if (recv_child_msg(&m, &fd) < 0) {
 				sync_open = 0;
 				if (!failed) ctl_write("started\n");
+				if (!failed && (plan_flags & FLAG_DETACH)) return 0;
 			} else if (m.tag == 'E') {
 				failed = 1;
 				m.detail[sizeof m.detail - 1] = '\0';
@@ -836,7 +840,7 @@ static int supervise(void)
 
 int main(int argc, char **argv, char **envp)
 {
-	(void)argc;
+	if (argc > 1) CTL_FD = atoi(argv[1]);
 	if (fcntl(CTL_FD, F_GETFD) < 0) {
 		fprintf(stderr, "berth-helper: run by Berth only (expects its control socket on fd 3)\n");
 		return 2;
@@ -859,6 +863,10 @@ int main(int argc, char **argv, char **envp)
 		}
 	}
 	for (; i < nops && ops[i].code != OP_CLONE; i++) {
+		if (ops[i].code == OP_MKFIFO) {
+			if (mkfifo(s(&ops[i], 0), u(&ops[i], 1)) < 0) { ctl_write("error %u %d\n", i, errno); return 1; }
+			continue;
+		}
 		if (ops[i].code != OP_JOIN_NS) { ctl_write("error %u %d op not allowed before clone\n", i, EINVAL); return 1; }
 		int fd = open(s(&ops[i], 0), O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || setns(fd, u(&ops[i], 1)) < 0) { ctl_write("error %u %d\n", i, errno); return 1; }

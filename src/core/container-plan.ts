@@ -3,7 +3,7 @@
 
 import { isAbsolute, join } from "node:path";
 import { BerthError } from "../errors.js";
-import type { IdMapping, Mount, Namespace, Spec } from "../oci/spec.js";
+import type { IdMapping, Mount, Namespace, Process, Spec } from "../oci/spec.js";
 import { capabilityMask } from "./capabilities.js";
 import { DEFAULT_DEVICES } from "./defaults.js";
 import { MS_BIND, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SHARED, MS_SLAVE, MS_UNBINDABLE, parseMountOptions } from "../oci/mount-options.js";
@@ -70,6 +70,17 @@ export interface PlanContext {
   noPivot?: boolean;
   /** Compiled seccomp filter for spec.linux.seccomp, if any. */
   seccomp?: { program: Uint8Array; flags: number };
+  /** Extra fds (3 .. 3+N-1) the container keeps (runc --preserve-fds). */
+  preserveFds?: number;
+}
+
+/** What the process steps need: shared by planContainer and planExec. */
+export interface ProcessContext {
+  host: HostFacts;
+  seccomp?: { program: Uint8Array; flags: number };
+  preserveFds?: number;
+  dieWithController?: boolean;
+  personality?: string;
 }
 
 /** Where a namespace gets its own instance or is joined, and the clone flags. */
@@ -200,6 +211,50 @@ function devSymlinkOps(spec: Spec, root: string): Op[] {
   return links.map(([target, path]) => ({ op: "symlink", root, target, path }));
 }
 
+/** The steps shared by a container's init and an exec'd process, from rlimits to execve. */
+function processOps(proc: Process, ctx: ProcessContext): Op[] {
+  const args = proc.args ?? [];
+  if (args.length === 0) throw new BerthError("process.args: no command to run", { exitCode: 1 });
+  const ops: Op[] = [];
+  if (proc.oomScoreAdj !== undefined) ops.push({ op: "writeFile", path: "/proc/self/oom_score_adj", data: String(proc.oomScoreAdj), optional: false });
+  for (const [i, r] of (proc.rlimits ?? []).entries()) {
+    const resource = RLIMITS[r.type];
+    if (resource === undefined) throw new BerthError(`process.rlimits[${i}].type: unknown rlimit "${r.type}"`, { exitCode: 1 });
+    ops.push({ op: "setrlimit", resource, name: r.type, soft: toRlim(r.soft), hard: toRlim(r.hard) });
+  }
+  if (ctx.personality) ops.push({ op: "personality", persona: ctx.personality === "LINUX32" ? 0x0008 : 0 });
+  ops.push({ op: "umask", mask: proc.user.umask ?? 0o022 });
+  ops.push({ op: "closeFds", from: 3 + (ctx.preserveFds ?? 0) });
+
+  const seccompBeforeUser = ctx.seccomp && !proc.noNewPrivileges;
+  // Without no_new_privs the filter must be loaded while CAP_SYS_ADMIN is still held.
+  if (seccompBeforeUser && ctx.seccomp) ops.push({ op: "seccomp", program: ctx.seccomp.program, flags: ctx.seccomp.flags });
+  ops.push({ op: "setUser", uid: proc.user.uid, gid: proc.user.gid, groups: proc.user.additionalGids ?? [], setGroups: true });
+  ops.push({ op: "chdir", path: proc.cwd || "/" });
+  const caps = proc.capabilities ?? {};
+  const mask = (names: string[] | undefined, path: string) => capabilityMask(names ?? [], path) & ((1n << BigInt(ctx.host.lastCap + 1)) - 1n);
+  const permitted = mask(caps.permitted, "process.capabilities.permitted");
+  const inheritable = mask(caps.inheritable, "process.capabilities.inheritable");
+  ops.push({
+    op: "capabilities",
+    bounding: mask(caps.bounding, "process.capabilities.bounding"),
+    effective: mask(caps.effective, "process.capabilities.effective"),
+    permitted,
+    inheritable,
+    // The kernel raises an ambient cap only if it is permitted and inheritable; runc ignores the rest
+    // (its own `runc spec` asks for ambient caps without inheritable ones).
+    ambient: mask(caps.ambient, "process.capabilities.ambient") & permitted & inheritable,
+    lastCap: ctx.host.lastCap,
+  });
+  if (proc.noNewPrivileges) ops.push({ op: "noNewPrivileges" });
+  if (!seccompBeforeUser && ctx.seccomp) ops.push({ op: "seccomp", program: ctx.seccomp.program, flags: ctx.seccomp.flags });
+  // A uid change clears the parent-death signal: set it again right before exec.
+  if (ctx.dieWithController) ops.push({ op: "parentDeathSignal", signal: SIGKILL });
+  ops.push({ op: "exec", file: args[0], argv: args, env: proc.env ?? [] });
+
+  return ops;
+}
+
 export function planContainer(spec: Spec, ctx: PlanContext): Plan {
   const proc = spec.process;
   if (!proc || !proc.args || proc.args.length === 0) throw new BerthError("process.args: no command to run", { exitCode: 1 });
@@ -212,6 +267,7 @@ export function planContainer(spec: Spec, ctx: PlanContext): Plan {
   const ops: Op[] = [];
 
   // -- in the helper, before clone
+  if (ctx.execFifo) ops.push({ op: "mkfifo", path: ctx.execFifo, mode: 0o622 });
   const nsNames: Record<string, string> = { user: "user", mount: "mnt", pid: "pid", network: "net", ipc: "ipc", uts: "uts", cgroup: "cgroup" };
   for (const j of ns.joins) {
     ops.push({ op: "joinNamespace", path: j.path as string, nstype: NAMESPACE_FLAGS[j.type], name: nsNames[j.type] ?? j.type });
@@ -269,38 +325,12 @@ export function planContainer(spec: Spec, ctx: PlanContext): Plan {
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) {
     ops.push({ op: "writeFile", path: "/proc/sys/" + key.replace(/\./g, "/"), data: value, optional: false });
   }
-  if (proc.oomScoreAdj !== undefined) ops.push({ op: "writeFile", path: "/proc/self/oom_score_adj", data: String(proc.oomScoreAdj), optional: false });
-  for (const [i, r] of (proc.rlimits ?? []).entries()) {
-    const resource = RLIMITS[r.type];
-    if (resource === undefined) throw new BerthError(`process.rlimits[${i}].type: unknown rlimit "${r.type}"`, { exitCode: 1 });
-    ops.push({ op: "setrlimit", resource, name: r.type, soft: toRlim(r.soft), hard: toRlim(r.hard) });
-  }
-  if (linux.personality) ops.push({ op: "personality", persona: linux.personality.domain === "LINUX32" ? 0x0008 : 0 });
-  ops.push({ op: "umask", mask: proc.user.umask ?? 0o022 });
-  ops.push({ op: "closeFds", from: 3 });
+  ops.push(...processOps(proc, { ...ctx, personality: linux.personality?.domain }));
 
-  const seccompBeforeUser = ctx.seccomp && !proc.noNewPrivileges;
-  // Without no_new_privs the filter must be loaded while CAP_SYS_ADMIN is still held.
-  if (seccompBeforeUser && ctx.seccomp) ops.push({ op: "seccomp", program: ctx.seccomp.program, flags: ctx.seccomp.flags });
-  ops.push({ op: "setUser", uid: proc.user.uid, gid: proc.user.gid, groups: proc.user.additionalGids ?? [], setGroups: true });
-  ops.push({ op: "chdir", path: proc.cwd || "/" });
-  const caps = proc.capabilities ?? {};
-  const mask = (names: string[] | undefined, path: string) => capabilityMask(names ?? [], path) & ((1n << BigInt(ctx.host.lastCap + 1)) - 1n);
-  ops.push({
-    op: "capabilities",
-    bounding: mask(caps.bounding, "process.capabilities.bounding"),
-    effective: mask(caps.effective, "process.capabilities.effective"),
-    permitted: mask(caps.permitted, "process.capabilities.permitted"),
-    inheritable: mask(caps.inheritable, "process.capabilities.inheritable"),
-    ambient: mask(caps.ambient, "process.capabilities.ambient"),
-    lastCap: ctx.host.lastCap,
-  });
-  if (proc.noNewPrivileges) ops.push({ op: "noNewPrivileges" });
-  if (!seccompBeforeUser && ctx.seccomp) ops.push({ op: "seccomp", program: ctx.seccomp.program, flags: ctx.seccomp.flags });
-  // A uid change clears the parent-death signal: set it again right before exec.
-  if (ctx.dieWithController) ops.push({ op: "parentDeathSignal", signal: SIGKILL });
-  ops.push({ op: "exec", file: proc.args[0], argv: proc.args, env: proc.env ?? [] });
+  return { flags: planFlags(proc, ctx), ops };
+}
 
+function planFlags(proc: Process, ctx: { detach?: boolean; dieWithController?: boolean; console?: PlanContext["console"] }): number {
   let flags = 0;
   if (ctx.detach) flags |= PlanFlag.Detach;
   if (ctx.dieWithController) flags |= PlanFlag.KillOnControlEof;
@@ -308,7 +338,44 @@ export function planContainer(spec: Spec, ctx: PlanContext): Plan {
     flags |= PlanFlag.TtyProxy;
     if (ctx.console.rawHostTerminal) flags |= PlanFlag.RawHostTerminal;
   }
-  return { flags, ops };
+  return flags;
+}
+
+export interface ExecContext extends ProcessContext {
+  /** The container's init (host pid) whose namespaces are joined. */
+  pid: number;
+  /** The namespace types the container has (created or joined), from its config. */
+  namespaces: string[];
+  /** cgroup.procs files of the container's cgroup. */
+  procsFiles: string[];
+  console?: PlanContext["console"];
+  detach?: boolean;
+}
+
+// Joined in this order: the user namespace owns the rest, and the mount namespace goes last because
+// after it /proc is the container's and the other /proc/<pid>/ns paths would name other processes.
+const EXEC_JOIN_ORDER = ["user", "ipc", "uts", "network", "pid", "cgroup", "mount"];
+
+/** A process started inside a running container (exec): join its namespaces and cgroup, then exec. */
+export function planExec(proc: Process, ctx: ExecContext): Plan {
+  if (!proc.args || proc.args.length === 0) throw new BerthError("process.args: no command to run", { exitCode: 1 });
+  const nsNames: Record<string, string> = { user: "user", mount: "mnt", pid: "pid", network: "net", ipc: "ipc", uts: "uts", cgroup: "cgroup" };
+  const ops: Op[] = [];
+  for (const type of EXEC_JOIN_ORDER) {
+    if (!ctx.namespaces.includes(type)) continue;
+    ops.push({ op: "joinNamespace", path: `/proc/${ctx.pid}/ns/${nsNames[type]}`, nstype: NAMESPACE_FLAGS[type], name: nsNames[type] });
+  }
+  ops.push({ op: "clone", flags: 0 });
+  for (const path of ctx.procsFiles) ops.push({ op: "parentWritePid", path });
+  if (ctx.dieWithController) ops.push({ op: "parentDeathSignal", signal: SIGKILL });
+  ops.push({ op: "setsid" });
+  if (proc.terminal) {
+    if (!ctx.console) throw new BerthError("process.terminal is set but no console was provided (use --console-socket)", { exitCode: 1 });
+    const size = proc.consoleSize ?? { height: 0, width: 0 };
+    ops.push({ op: "console", mode: ctx.console.mode, socketPath: ctx.console.socketPath ?? "", rows: size.height, cols: size.width });
+  }
+  ops.push(...processOps(proc, ctx));
+  return { flags: planFlags(proc, ctx), ops };
 }
 
 function toRlim(v: number): bigint {

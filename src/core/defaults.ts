@@ -1,6 +1,6 @@
 // What docker gives a container unless told otherwise (moby oci/defaults.go), as OCI spec pieces.
 
-import type { Device, Mount } from "../oci/spec.js";
+import type { Device, DeviceCgroupRule, Mount, Spec } from "../oci/spec.js";
 
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -70,3 +70,24 @@ export const DEFAULT_DEVICE_RULES = [
   { allow: true, type: "c" as const, major: null, minor: null, access: "m" },
   { allow: true, type: "b" as const, major: null, minor: null, access: "m" },
 ];
+
+/**
+ * The device cgroup rules a container gets: the config's, then an allow rule for every device the
+ * runtime creates (the defaults and linux.devices), as runc appends its AllowedDevices — otherwise a
+ * config that denies all (runc spec's default) could not even mknod /dev/null.
+ */
+export function deviceCgroupRules(spec: Spec): DeviceCgroupRule[] {
+  const created = [...DEFAULT_DEVICES, ...(spec.linux?.devices ?? [])];
+  const pty = [
+    { allow: true, type: "c" as const, major: 5, minor: 1, access: "rwm" },
+    { allow: true, type: "c" as const, major: 5, minor: 2, access: "rwm" },
+    { allow: true, type: "c" as const, major: 136, minor: null, access: "rwm" },
+  ];
+  return [
+    ...(spec.linux?.resources?.devices ?? []),
+    ...created
+      .filter((d) => d.type === "c" || d.type === "b")
+      .map((d) => ({ allow: true, type: d.type as "c" | "b", major: d.major ?? null, minor: d.minor ?? null, access: "rwm" })),
+    ...pty,
+  ];
+}

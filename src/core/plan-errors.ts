@@ -58,6 +58,7 @@ function describeOp(op: Op): string {
     case "personality": return `personality 0x${op.persona.toString(16)}`;
     case "mkdir": return `mkdir ${inRoot(op.root, op.path)}`;
     case "linkUp": return `bring up interface ${op.name}`;
+    case "mkfifo": return `mkfifo ${op.path}`;
   }
 }
 

@@ -50,6 +50,7 @@ export const OpCode = {
   Personality: 45,
   Mkdir: 47,
   LinkUp: 50,
+  Mkfifo: 51,
 } as const;
 
 /** Where a mount target is resolved: inside `root` with symlinks scoped to it (openat2 RESOLVE_IN_ROOT). */
@@ -95,7 +96,8 @@ export type Op =
   | { op: "umask"; mask: number }
   | { op: "personality"; persona: number }
   | { op: "mkdir"; root: string; path: string; mode: number }
-  | { op: "linkUp"; name: string };
+  | { op: "linkUp"; name: string }
+  | { op: "mkfifo"; path: string; mode: number };
 
 export interface Plan {
   flags: number;
@@ -144,6 +146,7 @@ function fieldsOf(op: Op): [number, Field[]] {
     case "personality": return [OpCode.Personality, [op.persona]];
     case "mkdir": return [OpCode.Mkdir, [op.root, op.path, op.mode]];
     case "linkUp": return [OpCode.LinkUp, [op.name]];
+    case "mkfifo": return [OpCode.Mkfifo, [op.path, op.mode]];
   }
 }
 

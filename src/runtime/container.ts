@@ -6,20 +6,11 @@ import { randomBytes } from "node:crypto";
 import { chownSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { constants } from "node:os";
 import { join } from "node:path";
-import {
-  type CgroupPlan,
-  createCgroup,
-  destroyCgroup,
-  oomKilled,
-  planCgroup,
-  readCgroupHost,
-} from "../cgroups/index.js";
-import { planContainer } from "../core/container-plan.js";
+import { type CgroupPlan, destroyCgroup, oomKilled } from "../cgroups/index.js";
 import { BerthError } from "../errors.js";
 import type { Spec } from "../oci/spec.js";
-import { compileSeccomp } from "../seccomp/index.js";
-import { readHostFacts } from "./host-facts.js";
-import { type ExitStatus, type HelperRun, startHelper, type StdioEntry } from "./helper.js";
+import { type ExitStatus, type HelperRun, type StdioEntry } from "./helper.js";
+import { launchContainer, processStartTime } from "./launch.js";
 
 export const DEFAULT_STATE_ROOT = "/run/berth";
 
@@ -58,15 +49,6 @@ export interface ContainerState {
 
 export function newContainerId(): string {
   return randomBytes(32).toString("hex");
-}
-
-function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
 }
 
 function isAlive(pid: number | undefined, start?: string): boolean {
@@ -200,7 +182,6 @@ export async function startContainer(options: StartOptions): Promise<Container> 
   };
   try {
     writeState(dir, state);
-    const facts = readHostFacts();
     let rootfs = lower;
     let rootfsMounts: { source: string; fstype: string; data: string }[] = [];
     const overlay = (options.rootfsMode ?? "overlay") === "overlay" && !spec.root?.readonly;
@@ -215,36 +196,30 @@ export async function startContainer(options: StartOptions): Promise<Container> 
       if (rootMap) for (const d of [upper, work]) chownSync(d, rootMap.hostID, rootGid?.hostID ?? rootMap.hostID);
       rootfsMounts = [{ source: "overlay", fstype: "overlay", data: `lowerdir=${lower},upperdir=${upper},workdir=${work}` }];
     }
-    cgroup = planCgroup(readCgroupHost(), { name: `berth-${id.slice(0, 12)}`, cgroupsPath: spec.linux?.cgroupsPath, resources: spec.linux?.resources });
-    state.cgroup = cgroup;
-    writeState(dir, state);
-    cgroup = createCgroup(cgroup);
-    state.cgroup = cgroup;
-    writeState(dir, state);
-
-    const seccomp = spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp, { arch: process.arch }) : undefined;
-    const plan = planContainer(spec, {
+    const launched = await launchContainer({
+      spec,
       rootfs,
       rootfsMounts,
-      cgroup,
-      host: facts,
-      isDirectory: (p) => {
-        try { return statSync(p).isDirectory(); } catch { return true; }
-      },
+      cgroupName: `berth-${id.slice(0, 12)}`,
       console: spec.process?.terminal ? { mode: "proxy", rawHostTerminal: options.rawHostTerminal } : undefined,
       dieWithController: true,
-      seccomp,
+      stdio: options.stdio,
+      onCgroup: (created) => {
+        cgroup = created;
+        state.cgroup = created;
+        writeState(dir, state);
+      },
+      beforeRelease: async (pid) => {
+        state.pid = pid;
+        writeState(dir, state);
+      },
     });
-    run = await startHelper(plan, { stdio: options.stdio ?? ["inherit", "inherit", "inherit"] });
+    run = launched.run;
     state.helperPid = run.helper.pid;
-    state.pid = run.pid;
     writeState(dir, state);
-    await run.ready;
   } catch (err) {
-    if (run) {
-      run.close();
-      await run.exited.catch(() => undefined);
-    }
+    // launchContainer already undid its own part (helper, cgroup).
+    cgroup = undefined;
     await cleanup();
     throw err;
   }

@@ -53,18 +53,21 @@ export type StdioEntry = IOType | number | Stream;
 export interface StartHelperOptions {
   /** The container's stdin, stdout, stderr (without a terminal the container inherits these). */
   stdio: [StdioEntry, StdioEntry, StdioEntry];
+  /** Our fds passed on to the container as 3, 4, ... (runc --preserve-fds). */
+  extraFds?: number[];
   /** Runs after the child exists and before it is released (e.g. to set up its network). */
   beforeRelease?: (pid: number) => Promise<void>;
 }
 
 /** Spawns the helper, sends the plan and resolves once the container process exists and was released. */
 export function startHelper(plan: Plan, options: StartHelperOptions): Promise<HelperRun> {
-  const helper = spawn(helperPath(), [], {
-    stdio: [...options.stdio, "pipe"],
+  const extra = options.extraFds ?? [];
+  const helper = spawn(helperPath(), [String(3 + extra.length)], {
+    stdio: [...options.stdio, ...extra, "pipe"],
     // Terminal signals go to us, and we decide what reaches the container.
     detached: true,
   });
-  const control = helper.stdio[3] as Socket;
+  const control = helper.stdio[3 + extra.length] as Socket;
   control.write(encodePlan(plan));
 
   return new Promise((resolveStart, rejectStart) => {

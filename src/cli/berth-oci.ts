@@ -1,0 +1,306 @@
+// `berth-oci`: an OCI runtime with runc's command line, so dockerd, podman and containerd can use it in
+// place of runc. A thin layer: flags -> src/runtime/oci-runtime.ts; errors -> one line on stderr and,
+// with --log, a json/text log line engines read back; exit 1.
+
+import { Command, CommanderError } from "commander";
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { BerthError } from "../errors.js";
+import { defaultSpec } from "../oci/default-spec.js";
+import type { Process, Resources } from "../oci/spec.js";
+import {
+  DEFAULT_OCI_ROOT,
+  ociCreate,
+  ociDelete,
+  ociExec,
+  ociKill,
+  ociList,
+  ociPause,
+  ociPs,
+  ociResume,
+  ociRun,
+  ociStart,
+  ociState,
+  ociStats,
+  ociUpdate,
+  loadRecord,
+  statusOf,
+} from "../runtime/oci-runtime.js";
+import { features } from "../runtime/oci-features.js";
+import { parseSize } from "../util/size.js";
+
+export const VERSION = "0.1.0";
+export const OCI_SPEC_VERSION = "1.2.0";
+
+interface GlobalFlags {
+  root: string;
+  log?: string;
+  logFormat: "text" | "json";
+  debug?: boolean;
+  systemdCgroup?: boolean;
+}
+
+let globals: GlobalFlags = { root: DEFAULT_OCI_ROOT, logFormat: "text" };
+
+function log(level: "error" | "warning" | "info" | "debug", msg: string): void {
+  if (level === "debug" && !globals.debug) return;
+  if (!globals.log) {
+    if (level !== "error") process.stderr.write(`berth-oci: ${level}: ${msg}\n`);
+    return;
+  }
+  const time = new Date().toISOString();
+  const line = globals.logFormat === "json"
+    ? JSON.stringify({ level, msg, time }) + "\n"
+    : `time="${time}" level=${level} msg=${JSON.stringify(msg)}\n`;
+  try {
+    appendFileSync(globals.log, line);
+  } catch {
+    process.stderr.write(line);
+  }
+}
+
+const warn = (msg: string) => log("warning", msg);
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+const int = (flag: string) => (v: string) => {
+  if (!/^-?\d+$/.test(v)) throw new BerthError(`invalid value "${v}" for ${flag}: expected a whole number`, { exitCode: 1 });
+  return Number(v);
+};
+
+function readJsonInput(path: string, what: string): unknown {
+  try {
+    const text = path === "-" ? readFileSync(0, "utf8") : readFileSync(path, "utf8");
+    return JSON.parse(text);
+  } catch (err) {
+    throw new BerthError(`${what} ${path}: ${(err as Error).message}`, { exitCode: 1 });
+  }
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join("   ").trimEnd()).join("\n") + "\n";
+}
+
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command("berth-oci")
+    .description("Berth's OCI runtime (runc-compatible command line)")
+    .enablePositionalOptions()
+    .version(`berth-oci version ${VERSION}\nspec: ${OCI_SPEC_VERSION}`, "-v, --version")
+    .option("--root <dir>", "state directory", DEFAULT_OCI_ROOT)
+    .option("--log <file>", "log file (errors are written there too)")
+    .option("--log-format <format>", "text or json", "text")
+    .option("--debug", "debug logging")
+    .option("--systemd-cgroup", "accepted for compatibility: the cgroupfs driver is used")
+    .option("--rootless <value>", "accepted for compatibility")
+    .option("--criu <path>", "accepted for compatibility")
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith("error:") ? `berth-oci: ${s.slice(7)}` : s) })
+    .hook("preAction", (cmd) => {
+      const o = cmd.opts() as GlobalFlags;
+      globals = { ...o, root: resolve(o.root) };
+      if (o.logFormat !== "text" && o.logFormat !== "json") throw new BerthError(`invalid --log-format "${o.logFormat}": use text or json`, { exitCode: 1 });
+      if (o.systemdCgroup && !existsSync("/run/systemd/system")) log("info", "no systemd here: --systemd-cgroup accepted, the cgroupfs driver is used");
+      log("debug", `args: ${process.argv.slice(2).join(" ")}`);
+    });
+
+  const root = () => globals.root;
+
+  program.command("create <id>").description("create a container")
+    .option("-b, --bundle <dir>", "bundle directory", ".")
+    .option("--pid-file <file>", "write the container's pid here")
+    .option("--console-socket <path>", "unix socket to send the pty master to")
+    .option("--no-pivot", "use MS_MOVE and chroot instead of pivot_root")
+    .option("--no-new-keyring", "accepted: Berth never creates a session keyring")
+    .option("--preserve-fds <n>", "pass N extra fds (3..) to the container", int("--preserve-fds"), 0)
+    .action(async (id: string, o: { bundle: string; pidFile?: string; consoleSocket?: string; pivot: boolean; preserveFds: number }) => {
+      await ociCreate(root(), id, { bundle: o.bundle, pidFile: o.pidFile, consoleSocket: o.consoleSocket, noPivot: !o.pivot, preserveFds: o.preserveFds, warn });
+    });
+
+  program.command("start <id>").description("start a created container")
+    .action(async (id: string) => ociStart(root(), id, warn));
+
+  program.command("run <id>").description("create and start a container")
+    .option("-b, --bundle <dir>", "bundle directory", ".")
+    .option("--pid-file <file>", "write the container's pid here")
+    .option("--console-socket <path>", "unix socket to send the pty master to")
+    .option("-d, --detach", "detach from the container's process")
+    .option("--no-pivot", "use MS_MOVE and chroot instead of pivot_root")
+    .option("--no-new-keyring", "accepted")
+    .option("--keep", "accepted")
+    .option("--preserve-fds <n>", "pass N extra fds (3..) to the container", int("--preserve-fds"), 0)
+    .action(async (id: string, o: { bundle: string; pidFile?: string; consoleSocket?: string; detach?: boolean; pivot: boolean; preserveFds: number }) => {
+      setExit(await ociRun(root(), id, { bundle: o.bundle, pidFile: o.pidFile, consoleSocket: o.consoleSocket, noPivot: !o.pivot, preserveFds: o.preserveFds, warn }, Boolean(o.detach)));
+    });
+
+  program.command("state <id>").description("print the state of a container")
+    .action((id: string) => {
+      const s = ociState(root(), id);
+      process.stdout.write(JSON.stringify(s, null, 2) + "\n");
+    });
+
+  program.command("kill <id> [signal]").description("send a signal to the container's init (default SIGTERM)")
+    .option("-a, --all", "send it to every process in the container")
+    .action((id: string, signal: string | undefined, o: { all?: boolean }) => ociKill(root(), id, signal, Boolean(o.all)));
+
+  program.command("delete <id>").alias("rm").description("delete a stopped container")
+    .option("-f, --force", "kill it first if it is running")
+    .action(async (id: string, o: { force?: boolean }) => {
+      // runc: deleting a container that doesn't exist with --force is not an error.
+      if (o.force && !existsSync(join(root(), id))) return;
+      await ociDelete(root(), id, Boolean(o.force), warn);
+    });
+
+  program.command("exec <id> [command...]").description("run a process inside a running container")
+    .option("-p, --process <file>", "process.json with the process to run")
+    .option("-t, --tty", "allocate a pseudo-TTY")
+    .option("--console-socket <path>", "unix socket to send the pty master to")
+    .option("-d, --detach", "detach from the process")
+    .option("--pid-file <file>", "write the process's pid here")
+    .option("-e, --env <KEY=VALUE>", "set an environment variable", collect, [])
+    .option("--cwd <dir>", "working directory")
+    .option("-u, --user <uid[:gid]>", "user id and group id")
+    .option("-g, --additional-gids <gid>", "additional group", collect, [])
+    .option("-c, --cap <cap>", "add a capability", collect, [])
+    .option("--no-new-privs", "set no_new_privs")
+    .option("--apparmor <profile>", "accepted; AppArmor is not available on this host")
+    .option("--process-label <label>", "accepted; SELinux is not available on this host")
+    .option("--preserve-fds <n>", "pass N extra fds (3..)", int("--preserve-fds"), 0)
+    .passThroughOptions()
+    .action(async (id: string, command: string[], o: {
+      process?: string; tty?: boolean; consoleSocket?: string; detach?: boolean; pidFile?: string; env: string[]; cwd?: string;
+      user?: string; additionalGids: string[]; cap: string[]; newPrivs?: boolean; preserveFds: number;
+    }) => {
+      const record = loadRecord(root(), id);
+      let proc: Process;
+      if (o.process) {
+        proc = readJsonInput(o.process, "--process") as Process;
+      } else {
+        if (command.length === 0) throw new BerthError("exec needs a command or --process", { exitCode: 1 });
+        const base = record.config.process;
+        const [uid, gid] = (o.user ?? `${base?.user.uid ?? 0}:${base?.user.gid ?? 0}`).split(":").map(Number);
+        proc = {
+          terminal: Boolean(o.tty),
+          args: command,
+          env: [...(base?.env ?? []), ...o.env],
+          cwd: o.cwd ?? base?.cwd ?? "/",
+          user: { uid, gid: gid ?? 0, additionalGids: o.additionalGids.map(Number) },
+          capabilities: base?.capabilities && o.cap.length
+            ? Object.fromEntries(Object.entries(base.capabilities).map(([k, v]) => [k, [...(v ?? []), ...o.cap]]))
+            : base?.capabilities,
+          noNewPrivileges: o.newPrivs === false ? true : base?.noNewPrivileges,
+          rlimits: base?.rlimits,
+        };
+      }
+      setExit(await ociExec(root(), id, proc, { consoleSocket: o.consoleSocket, detach: o.detach, pidFile: o.pidFile, preserveFds: o.preserveFds }));
+    });
+
+  program.command("list").alias("ls").description("list containers")
+    .option("-f, --format <format>", "table or json", "table")
+    .option("-q, --quiet", "only ids")
+    .action((o: { format: string; quiet?: boolean }) => {
+      const states = ociList(root());
+      if (o.quiet) return void process.stdout.write(states.map((s) => s.id + "\n").join(""));
+      if (o.format === "json") return void process.stdout.write(JSON.stringify(states) + "\n");
+      const rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"], ...states.map((s) => [s.id, String(s.pid), s.status, s.bundle, s.created, "root"])];
+      process.stdout.write(table(rows));
+    });
+
+  program.command("ps <id>").description("list the processes of a container")
+    .option("-f, --format <format>", "table or json", "table")
+    .allowUnknownOption()
+    .action((id: string, o: { format: string }) => {
+      const pids = ociPs(root(), id);
+      if (o.format === "json") return void process.stdout.write(JSON.stringify(pids) + "\n");
+      const rows = [["PID", "CMD"], ...pids.map((p) => {
+        let cmd = "";
+        try { cmd = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").join(" ").trim(); } catch { /* exited */ }
+        return [String(p), cmd];
+      })];
+      process.stdout.write(table(rows));
+    });
+
+  program.command("pause <id>").description("freeze every process of a container").action((id: string) => ociPause(root(), id));
+  program.command("resume <id>").description("thaw a paused container").action((id: string) => ociResume(root(), id));
+
+  program.command("update <id>").description("change a container's resource limits")
+    .option("-r, --resources <file>", "LinuxResources JSON (- for stdin)")
+    .option("--memory <bytes>", "memory limit")
+    .option("--memory-swap <bytes>", "memory plus swap limit")
+    .option("--memory-reservation <bytes>", "memory soft limit")
+    .option("--cpu-shares <n>", "CPU shares")
+    .option("--cpu-quota <us>", "CFS quota")
+    .option("--cpu-period <us>", "CFS period")
+    .option("--cpuset-cpus <list>", "CPUs")
+    .option("--cpuset-mems <list>", "memory nodes")
+    .option("--pids-limit <n>", "maximum number of processes")
+    .action((id: string, o: Record<string, string | undefined>) => {
+      let r: Resources;
+      if (o.resources) r = readJsonInput(o.resources, "--resources") as Resources;
+      else {
+        r = {};
+        const size = (v: string, f: string) => (v === "-1" ? -1 : parseSize(v, f));
+        if (o.memory || o.memorySwap || o.memoryReservation) {
+          r.memory = {};
+          if (o.memory) r.memory.limit = size(o.memory, "--memory");
+          if (o.memorySwap) r.memory.swap = size(o.memorySwap, "--memory-swap");
+          if (o.memoryReservation) r.memory.reservation = size(o.memoryReservation, "--memory-reservation");
+        }
+        if (o.cpuShares || o.cpuQuota || o.cpuPeriod || o.cpusetCpus || o.cpusetMems) {
+          r.cpu = {};
+          if (o.cpuShares) r.cpu.shares = int("--cpu-shares")(o.cpuShares);
+          if (o.cpuQuota) r.cpu.quota = int("--cpu-quota")(o.cpuQuota);
+          if (o.cpuPeriod) r.cpu.period = int("--cpu-period")(o.cpuPeriod);
+          if (o.cpusetCpus) r.cpu.cpus = o.cpusetCpus;
+          if (o.cpusetMems) r.cpu.mems = o.cpusetMems;
+        }
+        if (o.pidsLimit) r.pids = { limit: int("--pids-limit")(o.pidsLimit) };
+      }
+      ociUpdate(root(), id, r);
+    });
+
+  program.command("events <id>").description("print container stats (with --stats once, else every --interval)")
+    .option("--stats", "print stats once and exit")
+    .option("--interval <duration>", "interval between stats, e.g. 5s", "5s")
+    .action(async (id: string, o: { stats?: boolean; interval: string }) => {
+      const print = () => void process.stdout.write(JSON.stringify(ociStats(root(), id)) + "\n");
+      if (o.stats) return print();
+      const m = /^(\d+)(ms|s|m)?$/.exec(o.interval);
+      if (!m) throw new BerthError(`invalid --interval "${o.interval}": e.g. 5s or 500ms`, { exitCode: 1 });
+      const ms = Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "m" ? 60_000 : 1000);
+      while (statusOf(root(), loadRecord(root(), id)) !== "stopped") {
+        print();
+        await new Promise((r) => setTimeout(r, ms));
+      }
+    });
+
+  program.command("features").description("print the features this runtime supports (runtime-spec features.md)")
+    .action(() => void process.stdout.write(JSON.stringify(features(), null, 2) + "\n"));
+
+  program.command("spec").description("write a default config.json")
+    .option("-b, --bundle <dir>", "where to write it", ".")
+    .option("--rootless", "accepted")
+    .action((o: { bundle: string }) => {
+      const file = join(o.bundle, "config.json");
+      if (existsSync(file)) throw new BerthError(`File ${file} exists. Remove it first`, { exitCode: 1 });
+      writeFileSync(file, JSON.stringify(defaultSpec(), null, "\t"));
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  const program = buildProgram((c) => { code = c; });
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return 0;
+      return 1;
+    }
+    const msg = err instanceof BerthError ? err.message : ((err as Error).stack ?? String(err));
+    log("error", msg);
+    process.stderr.write(`berth-oci: ${msg}\n`);
+    return err instanceof BerthError && err.exitCode !== 125 ? err.exitCode : 1;
+  }
+}

@@ -1,0 +1,98 @@
+// The one path from an OCI spec to a started container process, shared by `berth run` (via
+// container.ts) and `berth-oci`: cgroup, seccomp, plan, helper; on any failure everything made is undone.
+
+import { readFileSync, statSync } from "node:fs";
+import { type CgroupPlan, createCgroup, destroyCgroup, planCgroup, readCgroupHost } from "../cgroups/index.js";
+import { planContainer, type PlanContext } from "../core/container-plan.js";
+import { deviceCgroupRules } from "../core/defaults.js";
+import type { Spec } from "../oci/spec.js";
+import { compileSeccomp } from "../seccomp/index.js";
+import { type HelperRun, startHelper, type StdioEntry } from "./helper.js";
+import { readHostFacts } from "./host-facts.js";
+
+export interface LaunchOptions {
+  spec: Spec;
+  /** Absolute path of the container's root directory as the plan sees it. */
+  rootfs: string;
+  rootfsMounts?: PlanContext["rootfsMounts"];
+  bundle?: string;
+  /** Leaf name of the container's cgroup under ours (when the spec gives no cgroupsPath). */
+  cgroupName: string;
+  execFifo?: string;
+  console?: PlanContext["console"];
+  detach?: boolean;
+  dieWithController?: boolean;
+  noPivot?: boolean;
+  preserveFds?: number;
+  stdio?: [StdioEntry, StdioEntry, StdioEntry];
+  /** Runs once the process exists (host pid known), before it may continue. */
+  beforeRelease?: (pid: number, cgroup: CgroupPlan) => Promise<void>;
+  /** Called as soon as the cgroup exists, so a caller can record it for crash cleanup. */
+  onCgroup?: (cgroup: CgroupPlan) => void;
+}
+
+export interface LaunchedContainer {
+  run: HelperRun;
+  /** The cgroup as created (only the dirs Berth made): pass this one to destroyCgroup. */
+  cgroup: CgroupPlan;
+}
+
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+const isDirectory = (p: string) => {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return true;
+  }
+};
+
+/** Resolves once the process has exec'd ("started") or waits on the exec fifo ("created"). */
+export async function launchContainer(o: LaunchOptions): Promise<LaunchedContainer> {
+  const spec = o.spec;
+  const resources = { ...spec.linux?.resources, devices: deviceCgroupRules(spec) };
+  const planned = planCgroup(readCgroupHost(), { name: o.cgroupName, cgroupsPath: spec.linux?.cgroupsPath, resources });
+  const seccomp = spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp, { arch: process.arch }) : undefined;
+  const cgroup = createCgroup(planned);
+  o.onCgroup?.(cgroup);
+  let run: HelperRun | undefined;
+  try {
+    const plan = planContainer(spec, {
+      rootfs: o.rootfs,
+      rootfsMounts: o.rootfsMounts,
+      bundle: o.bundle,
+      cgroup,
+      host: readHostFacts(),
+      isDirectory,
+      execFifo: o.execFifo,
+      console: o.console,
+      detach: o.detach,
+      dieWithController: o.dieWithController,
+      noPivot: o.noPivot,
+      seccomp,
+      preserveFds: o.preserveFds,
+    });
+    const extraFds = Array.from({ length: o.preserveFds ?? 0 }, (_, i) => 3 + i);
+    run = await startHelper(plan, {
+      stdio: o.stdio ?? ["inherit", "inherit", "inherit"],
+      extraFds,
+      beforeRelease: o.beforeRelease ? (pid) => (o.beforeRelease as NonNullable<LaunchOptions["beforeRelease"]>)(pid, cgroup) : undefined,
+    });
+    await run.ready;
+    return { run, cgroup };
+  } catch (err) {
+    if (run) {
+      run.close();
+      await run.exited.catch(() => undefined);
+    }
+    await destroyCgroup(cgroup);
+    throw err;
+  }
+}
