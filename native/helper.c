@@ -44,6 +44,7 @@
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -60,7 +61,7 @@ enum {
 	OP_WRITE_FILE = 30, OP_CHDIR = 31, OP_SETRLIMIT = 32, OP_SET_USER = 33, OP_CAPABILITIES = 34,
 	OP_NO_NEW_PRIVS = 35, OP_SECCOMP = 36, OP_CLOSE_FDS = 37, OP_CONSOLE = 38, OP_SETSID = 39,
 	OP_OPEN_EXEC_FIFO = 40, OP_EXEC = 41, OP_PDEATHSIG = 42, OP_UMASK = 43, OP_PERSONALITY = 45,
-	OP_MKDIR = 47, OP_LINK_UP = 50, OP_MKFIFO = 51,
+	OP_MKDIR = 47, OP_LINK_UP = 50, OP_MKFIFO = 51, OP_SETXATTR = 52,
 };
 
 /* The control socket: fd 3 unless the controller passes preserved fds there and says where it is. */
@@ -635,6 +636,39 @@ static int do_seccomp(const struct op *o)
 	return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned)u(o, 1), &prog);
 }
 
+/* Sets an xattr on a path inside root without following a final symlink (layer unpacking). */
+static int do_setxattr(const struct op *o)
+{
+	int rootfd = open(s(o, 0), O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0) return -1;
+	struct open_how how = { .flags = O_PATH | O_NOFOLLOW | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+	int fd = syscall(SYS_openat2, rootfd, s(o, 1), &how, sizeof how);
+	int saved = errno;
+	close(rootfd);
+	if (fd < 0) { errno = saved; return -1; }
+	/* The /proc/self/fd link names the inode itself, even a symlink's. */
+	int rc = setxattr(fd_path(fd), s(o, 2), o->f[3].data, o->f[3].len, 0);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
+/* One op that needs no knowledge of the clone: shared by the container child and the no-clone mode. */
+static int run_simple_op(const struct op *o)
+{
+	switch (o->code) {
+	case OP_MOUNT: return do_mount(o);
+	case OP_MKNOD: return do_mknod(o);
+	case OP_SYMLINK: return do_symlink(o);
+	case OP_MKDIR: return do_mkdir(o);
+	case OP_WRITE_FILE: return do_write_file(o);
+	case OP_SETXATTR: return do_setxattr(o);
+	case OP_MKFIFO: return mkfifo(s(o, 0), u(o, 1));
+	default: errno = EINVAL; return -1;
+	}
+}
+
 static void __attribute__((noreturn)) run_child(uint32_t first)
 {
 	char go;
@@ -685,6 +719,7 @@ static void __attribute__((noreturn)) run_child(uint32_t first)
 		case OP_PERSONALITY: rc = personality(u(o, 0)) < 0 ? -1 : 0; break;
 		case OP_MKDIR: rc = do_mkdir(o); break;
 		case OP_LINK_UP: rc = do_link_up(s(o, 0)); break;
+		case OP_SETXATTR: rc = do_setxattr(o); break;
 		default: child_fail(i, EINVAL, "unknown op", 1);
 		}
 		if (rc < 0) child_fail(i, errno, NULL, 1);
@@ -849,6 +884,17 @@ int main(int argc, char **argv, char **envp)
 	int rc = read_plan();
 	if (rc == -1) { ctl_write("error -1 %d reading the plan\n", EPROTO); return 1; }
 	if (rc < 0) return 1;
+
+	/* A plan without a clone step is a batch of filesystem ops for the helper itself (e.g. the
+	 * device nodes and xattrs of an image layer, which Node cannot make). */
+	int has_clone = 0;
+	for (uint32_t k = 0; k < nops; k++) if (ops[k].code == OP_CLONE) has_clone = 1;
+	if (!has_clone) {
+		for (uint32_t k = 0; k < nops; k++)
+			if (run_simple_op(&ops[k]) < 0) { ctl_write("error %u %d\n", k, errno); return 1; }
+		ctl_write("done\n");
+		return 0;
+	}
 
 	/* Files the parent writes the child's pid into are opened now, before any setns can change
 	 * what their paths mean. */

@@ -59,6 +59,7 @@ function describeOp(op: Op): string {
     case "mkdir": return `mkdir ${inRoot(op.root, op.path)}`;
     case "linkUp": return `bring up interface ${op.name}`;
     case "mkfifo": return `mkfifo ${op.path}`;
+    case "setxattr": return `setxattr ${op.name} on ${inRoot(op.root, op.path)}`;
   }
 }
 

@@ -51,6 +51,7 @@ export const OpCode = {
   Mkdir: 47,
   LinkUp: 50,
   Mkfifo: 51,
+  Setxattr: 52,
 } as const;
 
 /** Where a mount target is resolved: inside `root` with symlinks scoped to it (openat2 RESOLVE_IN_ROOT). */
@@ -97,7 +98,8 @@ export type Op =
   | { op: "personality"; persona: number }
   | { op: "mkdir"; root: string; path: string; mode: number }
   | { op: "linkUp"; name: string }
-  | { op: "mkfifo"; path: string; mode: number };
+  | { op: "mkfifo"; path: string; mode: number }
+  | { op: "setxattr"; root: string; path: string; name: string; value: Uint8Array };
 
 export interface Plan {
   flags: number;
@@ -147,6 +149,7 @@ function fieldsOf(op: Op): [number, Field[]] {
     case "mkdir": return [OpCode.Mkdir, [op.root, op.path, op.mode]];
     case "linkUp": return [OpCode.LinkUp, [op.name]];
     case "mkfifo": return [OpCode.Mkfifo, [op.path, op.mode]];
+    case "setxattr": return [OpCode.Setxattr, [op.root, op.path, op.name, op.value]];
   }
 }
 

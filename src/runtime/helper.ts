@@ -9,7 +9,7 @@ import type { Stream } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { BerthError } from "../errors.js";
 import { describeFailure, type HelperFailure } from "../core/plan-errors.js";
-import { encodePlan, type Plan } from "../core/plan.js";
+import { encodePlan, type Op, type Plan } from "../core/plan.js";
 
 export function helperPath(): string {
   if (process.env.BERTH_HELPER) return process.env.BERTH_HELPER;
@@ -147,5 +147,33 @@ export function startHelper(plan: Plan, options: StartHelperOptions): Promise<He
     };
     control.on("close", () => { controlClosed = true; conclude(); });
     helper.on("exit", (code, signal) => { helperExit = signal ?? `exit ${code}`; conclude(); });
+  });
+}
+
+/**
+ * Runs filesystem ops Node cannot do itself (mknod, setxattr, ...) in the helper, without any clone:
+ * a plan with no clone step is carried out by the helper in its own process, in order.
+ */
+export function runFilesystemOps(ops: Op[]): Promise<void> {
+  if (ops.length === 0) return Promise.resolve();
+  const helper = spawn(helperPath(), ["3"], { stdio: ["ignore", "ignore", "inherit", "pipe"] });
+  const control = helper.stdio[3] as Socket;
+  control.write(encodePlan({ flags: 0, ops }));
+  return new Promise((resolve, reject) => {
+    let text = "";
+    control.setEncoding("utf8");
+    control.on("data", (d: string) => { text += d; });
+    control.on("error", () => {});
+    helper.on("error", (err) => reject(new BerthError(`cannot run the native helper: ${err.message}`)));
+    helper.on("close", () => {
+      const line = text.split("\n").find((l) => l.startsWith("error ") || l === "done");
+      if (line === "done") return resolve();
+      if (line) {
+        const [, index, errno, ...detail] = line.split(" ");
+        const i = Number(index);
+        return reject(new HelperError(describeFailure(i >= 0 ? ops[i] : undefined, Number(errno), detail.join(" "))));
+      }
+      reject(new BerthError("the native helper ended without an answer"));
+    });
   });
 }
