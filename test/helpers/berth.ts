@@ -167,16 +167,27 @@ function foreignLiveContainers(): Set<string> {
   return ids;
 }
 
+/**
+ * Mounts that other software on this machine makes and removes while we run (a docker daemon's overlays
+ * and netns files under /run, /tmp, /var/lib): not Berth's unless they mention berth. Anything elsewhere
+ * (/proc, /sys, /dev, /mnt ... e.g. a container mount propagated to the host) counts.
+ */
+function isForeignMount(entry: string): boolean {
+  return !/berth/i.test(entry) && /^\/(run|tmp|var\/lib)\//.test(entry);
+}
+
 /** What is on the host now that was not in `before` and is not a foreign live container's. */
 export function leftovers(before: HostSnapshot): string[] {
   const now = snapshot();
   const foreign = foreignLiveContainers();
   const isForeign = (id12: string) => foreign.has(id12);
   const problems: string[] = [];
-  const beforeMounts = new Set(before.mounts);
-  for (const m of now.mounts) if (!beforeMounts.has(m)) problems.push(`new mount: ${m}`);
-  const nowMounts = new Set(now.mounts);
-  for (const m of before.mounts) if (!nowMounts.has(m)) problems.push(`mount gone: ${m}`);
+  // As multisets: a mount propagated back from a container can duplicate an existing entry (/proc ...).
+  const count = (list: string[]) => list.reduce((m, e) => m.set(e, (m.get(e) ?? 0) + 1), new Map<string, number>());
+  const was = count(before.mounts);
+  const is = count(now.mounts);
+  for (const [m, n] of is) if (n > (was.get(m) ?? 0) && !isForeignMount(m)) problems.push(`new mount: ${m}`);
+  for (const [m, n] of was) if (n > (is.get(m) ?? 0) && !isForeignMount(m)) problems.push(`mount gone: ${m}`);
   const beforeCg = new Set(before.cgroups);
   for (const c of now.cgroups) {
     if (!beforeCg.has(c) && !isForeign(c.slice(c.lastIndexOf("/berth-") + 7))) problems.push(`cgroup left: ${c}`);

@@ -368,7 +368,7 @@ describe("berth run", { skip, concurrency: false }, () => {
       assert.equal(err, "berth: cannot read --env-file /nonexistent-env-file: no such file\n");
     });
 
-    test("a missing --env-file through the CLI binary: 125", { todo: "node <22 parses --env-file after the script name (nodejs/node#54232): exits 9 with `node: ...: not found`" }, () => {
+    test("a missing --env-file through the CLI binary: 125", { todo: "BUG (node, not berth): node rejects a missing `--env-file` anywhere on its command line, even after the script (nodejs/node#54232): exits 9 with `node: FILE: not found`" }, () => {
       const r = run("--env-file", "/nonexistent-env-file", "host", "true");
       assert.equal(r.code, 125, show(r));
       assert.match(r.stderr, /^berth: /);
