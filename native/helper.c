@@ -46,6 +46,7 @@
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PLAN_MAGIC 0x48545242u
@@ -61,7 +62,7 @@ enum {
 	OP_WRITE_FILE = 30, OP_CHDIR = 31, OP_SETRLIMIT = 32, OP_SET_USER = 33, OP_CAPABILITIES = 34,
 	OP_NO_NEW_PRIVS = 35, OP_SECCOMP = 36, OP_CLOSE_FDS = 37, OP_CONSOLE = 38, OP_SETSID = 39,
 	OP_OPEN_EXEC_FIFO = 40, OP_EXEC = 41, OP_PDEATHSIG = 42, OP_UMASK = 43, OP_PERSONALITY = 45,
-	OP_MKDIR = 47, OP_LINK_UP = 50, OP_MKFIFO = 51, OP_SETXATTR = 52,
+	OP_MKDIR = 47, OP_LINK_UP = 50, OP_MKFIFO = 51, OP_SETXATTR = 52, OP_WAIT_EXEC_FIFO = 53, OP_RUN_HOOK = 54,
 };
 
 /* The control socket: fd 3 unless the controller passes preserved fds there and says where it is. */
@@ -82,7 +83,9 @@ struct child_msg {
 static struct op *ops;
 static uint32_t nops, plan_flags;
 static int sync_fd = -1;        /* in the child: its end of the sync socket */
+static int console_sock = -1;   /* in the helper: connection to the --console-socket, if any */
 static int exec_fifo_fd = -1;   /* O_PATH fd of the exec fifo, opened before pivot_root */
+static pid_t host_pid;          /* the child's pid as the host sees it (sent with the release) */
 
 /* ---- small utilities ---------------------------------------------------------------------- */
 
@@ -536,7 +539,10 @@ static int do_console(const struct op *o, uint32_t index)
 	if (ws.ws_row && ws.ws_col) ioctl(master, TIOCSWINSZ, &ws);
 	int slave = open(slave_path, O_RDWR | O_NOCTTY);
 	if (slave < 0) return -1;
-	if (u(o, 0) == 1) {
+	/* Both modes hand the master to the helper: with a console socket the helper sends it on, over
+	 * the connection it made before joining any namespace or pivoting (the socket's path is a
+	 * host path that the container cannot see). */
+	{
 		struct child_msg m = { .tag = 'T', .index = index };
 		char cbuf[CMSG_SPACE(sizeof(int))];
 		memset(cbuf, 0, sizeof cbuf);
@@ -548,13 +554,6 @@ static int do_console(const struct op *o, uint32_t index)
 		c->cmsg_len = CMSG_LEN(sizeof(int));
 		memcpy(CMSG_DATA(c), &master, sizeof(int));
 		if (sendmsg(sync_fd, &msg, MSG_NOSIGNAL) < 0) return -1;
-	} else {
-		int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		struct sockaddr_un addr = { .sun_family = AF_UNIX };
-		snprintf(addr.sun_path, sizeof addr.sun_path, "%s", s(o, 1));
-		if (sock < 0 || connect(sock, (struct sockaddr *)&addr, sizeof addr) < 0) return -1;
-		if (send_fd(sock, master, "/dev/ptmx") < 0) return -1;
-		close(sock);
 	}
 	close(master);
 	/* /dev/console is the container's terminal, as in runc (the controller made the mount point). */
@@ -596,20 +595,73 @@ static int resolve_exec(const char *file, char **envp, char *out, size_t outlen)
 	return -1;
 }
 
+static void wait_exec_fifo(uint32_t index)
+{
+	if (exec_fifo_fd < 0) return;
+	child_tell('C');
+	/* Blocks until `start` opens the fifo for reading. */
+	int w = open(fd_path(exec_fifo_fd), O_WRONLY | O_CLOEXEC);
+	if (w < 0 || write(w, "0", 1) != 1) child_fail(index, errno, "exec fifo", 1);
+	close(w);
+	close(exec_fifo_fd);
+	exec_fifo_fd = -1;
+}
+
+/*
+ * An OCI hook run from inside the container's namespaces (createContainer, startContainer): the
+ * state JSON on stdin, with "@PID@" replaced by the container's host pid; killed after the timeout.
+ */
+static void run_hook(const struct op *o, uint32_t index)
+{
+	char **argv = strv(o, 1), **envp = strv(o, 2);
+	const char *tmpl = s(o, 3);
+	unsigned timeout = u(o, 4);
+	int in[2];
+	if (pipe2(in, O_CLOEXEC) < 0) child_fail(index, errno, "hook stdin", 1);
+	pid_t pid = fork();
+	if (pid < 0) child_fail(index, errno, "fork hook", 1);
+	if (pid == 0) {
+		dup2(in[0], 0);
+		execve(s(o, 0), argv, envp);
+		_exit(127);
+	}
+	close(in[0]);
+	signal(SIGPIPE, SIG_IGN);
+	const char *mark = strstr(tmpl, "@PID@");
+	if (mark) {
+		char num[24];
+		int n = snprintf(num, sizeof num, "%d", host_pid);
+		if (write(in[1], tmpl, mark - tmpl) < 0 || write(in[1], num, n) < 0 || write(in[1], mark + 5, strlen(mark + 5)) < 0) { /* the hook may ignore stdin */ }
+	} else if (write(in[1], tmpl, strlen(tmpl)) < 0) { /* the hook may ignore stdin */ }
+	close(in[1]);
+	signal(SIGPIPE, SIG_DFL);
+	int status;
+	struct timespec tick = { 0, 5 * 1000 * 1000 };
+	for (unsigned long waited = 0;; waited += 5) {
+		pid_t r = waitpid(pid, &status, timeout ? WNOHANG : 0);
+		if (r == pid) break;
+		if (r < 0 && errno != EINTR) child_fail(index, errno, "wait for hook", 1);
+		if (timeout && waited >= timeout * 1000UL) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			child_fail(index, ETIMEDOUT, "timed out", 1);
+		}
+		nanosleep(&tick, NULL);
+	}
+	char why[64];
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+	if (WIFEXITED(status)) snprintf(why, sizeof why, "exited with status %d", WEXITSTATUS(status));
+	else snprintf(why, sizeof why, "killed by signal %d", WTERMSIG(status));
+	child_fail(index, ECHILD, why, 1);
+}
+
 static void __attribute__((noreturn)) do_exec(const struct op *o, uint32_t index)
 {
 	char **argv = strv(o, 1), **envp = strv(o, 2);
 	char path[PATH_MAX];
 	if (resolve_exec(s(o, 0), envp, path, sizeof path) < 0)
 		child_fail(index, errno, path, errno == ENOENT ? 127 : 126);
-	if (exec_fifo_fd >= 0) {
-		child_tell('C');
-		/* Blocks until `start` opens the fifo for reading. */
-		int w = open(fd_path(exec_fifo_fd), O_WRONLY | O_CLOEXEC);
-		if (w < 0 || write(w, "0", 1) != 1) child_fail(index, errno, "exec fifo", 1);
-		close(w);
-		close(exec_fifo_fd);
-	}
+	wait_exec_fifo(index);
 	child_tell('R');
 	execve(path, argv, envp);
 	child_fail(index, errno, path, errno == ENOENT ? 127 : 126);
@@ -671,8 +723,9 @@ static int run_simple_op(const struct op *o)
 
 static void __attribute__((noreturn)) run_child(uint32_t first)
 {
-	char go;
-	if (read(sync_fd, &go, 1) != 1) _exit(1); /* the helper died before releasing us */
+	char go[1 + sizeof(pid_t)];
+	if (read(sync_fd, go, sizeof go) != (ssize_t)sizeof go) _exit(1); /* the helper died before releasing us */
+	memcpy(&host_pid, go + 1, sizeof(pid_t));
 	for (uint32_t i = first; i < nops; i++) {
 		const struct op *o = &ops[i];
 		int rc = 0;
@@ -720,6 +773,8 @@ static void __attribute__((noreturn)) run_child(uint32_t first)
 		case OP_MKDIR: rc = do_mkdir(o); break;
 		case OP_LINK_UP: rc = do_link_up(s(o, 0)); break;
 		case OP_SETXATTR: rc = do_setxattr(o); break;
+		case OP_WAIT_EXEC_FIFO: wait_exec_fifo(i); break;
+		case OP_RUN_HOOK: run_hook(o, i); break;
 		default: child_fail(i, EINVAL, "unknown op", 1);
 		}
 		if (rc < 0) child_fail(i, errno, NULL, 1);
@@ -822,6 +877,16 @@ static int supervise(void)
 				failed = 1;
 				m.detail[sizeof m.detail - 1] = '\0';
 				ctl_write("error %u %d %s\n", m.index, m.err, m.detail);
+			} else if (m.tag == 'T' && fd >= 0 && console_sock >= 0) {
+				/* socket mode: pass the master on, then forget it */
+				if (send_fd(console_sock, fd, "/dev/ptmx") < 0) {
+					failed = 1;
+					ctl_write("error %u %d\n", m.index, errno);
+					kill(child, SIGKILL);
+				}
+				close(fd);
+				close(console_sock);
+				console_sock = -1;
 			} else if (m.tag == 'T' && fd >= 0) {
 				master = fd;
 				master_open = 1;
@@ -908,9 +973,25 @@ int main(int argc, char **argv, char **envp)
 			if (pre[k] < 0) { ctl_write("error %u %d\n", k, errno); return 1; }
 		}
 	}
+	/* The console socket is a host path: connect now, before setns/pivot_root change what it means. */
+	for (uint32_t k = 0; k < nops; k++) {
+		if (ops[k].code != OP_CONSOLE || u(&ops[k], 0) != 2) continue;
+		struct sockaddr_un addr = { .sun_family = AF_UNIX };
+		snprintf(addr.sun_path, sizeof addr.sun_path, "%s", s(&ops[k], 1));
+		console_sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (console_sock < 0 || connect(console_sock, (struct sockaddr *)&addr, sizeof addr) < 0) {
+			ctl_write("error %u %d\n", k, errno);
+			return 1;
+		}
+		break;
+	}
 	for (; i < nops && ops[i].code != OP_CLONE; i++) {
 		if (ops[i].code == OP_MKFIFO) {
-			if (mkfifo(s(&ops[i], 0), u(&ops[i], 1)) < 0) { ctl_write("error %u %d\n", i, errno); return 1; }
+			/* chmod: the mode must not depend on our umask (0622 lets a non-root init open it). */
+			if (mkfifo(s(&ops[i], 0), u(&ops[i], 1)) < 0 || chmod(s(&ops[i], 0), u(&ops[i], 1)) < 0) {
+				ctl_write("error %u %d\n", i, errno);
+				return 1;
+			}
 			continue;
 		}
 		if (ops[i].code != OP_JOIN_NS) { ctl_write("error %u %d op not allowed before clone\n", i, EINVAL); return 1; }
@@ -928,6 +1009,7 @@ int main(int argc, char **argv, char **envp)
 	if (child == 0) {
 		close(sv[0]);
 		close(CTL_FD);
+		if (console_sock >= 0) close(console_sock);
 		for (uint32_t k = 0; k < nops; k++) if (pre[k] >= 0) close(pre[k]);
 		sync_fd = sv[1];
 		run_child(clone_index + 1);
@@ -968,6 +1050,8 @@ int main(int argc, char **argv, char **envp)
 		waitpid(child, NULL, 0);
 		return 1;
 	}
-	if (write(sync_fd, "g", 1) != 1) { ctl_write("error %u %d releasing the child\n", clone_index, errno); return 1; }
+	char go[1 + sizeof(pid_t)] = { 'g' };
+	memcpy(go + 1, &child, sizeof(pid_t));
+	if (write(sync_fd, go, sizeof go) != (ssize_t)sizeof go) { ctl_write("error %u %d releasing the child\n", clone_index, errno); return 1; }
 	return supervise();
 }

@@ -3,7 +3,7 @@
 
 import { isAbsolute, join } from "node:path";
 import { BerthError } from "../errors.js";
-import type { IdMapping, Mount, Namespace, Process, Spec } from "../oci/spec.js";
+import type { Hook, IdMapping, Mount, Namespace, Process, Spec } from "../oci/spec.js";
 import { capabilityMask } from "./capabilities.js";
 import { DEFAULT_DEVICES } from "./defaults.js";
 import { MS_BIND, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SHARED, MS_SLAVE, MS_UNBINDABLE, parseMountOptions } from "../oci/mount-options.js";
@@ -72,6 +72,8 @@ export interface PlanContext {
   seccomp?: { program: Uint8Array; flags: number };
   /** Extra fds (3 .. 3+N-1) the container keeps (runc --preserve-fds). */
   preserveFds?: number;
+  /** The state JSON given to createContainer/startContainer hooks ("@PID@" stands for the pid). */
+  hookState?: (status: string) => string;
 }
 
 /** What the process steps need: shared by planContainer and planExec. */
@@ -309,6 +311,8 @@ export function planContainer(spec: Spec, ctx: PlanContext): Plan {
   }
   if (proc.cwd && proc.cwd !== "/") ops.push({ op: "mkdir", root, path: proc.cwd, mode: 0o755 });
   if (ctx.execFifo) ops.push({ op: "openExecFifo", path: ctx.execFifo });
+  // createContainer hooks: in the container's namespaces, before pivot_root, path as the runtime sees it.
+  ops.push(...hookOps(spec.hooks?.createContainer, "createContainer", ctx.hookState?.("created") ?? ""));
 
   ops.push(ctx.noPivot ? { op: "chroot", root } : { op: "pivotRoot", root });
   // From here on paths are inside the container.
@@ -320,12 +324,21 @@ export function planContainer(spec: Spec, ctx: PlanContext): Plan {
   if (spec.root?.readonly) {
     ops.push({ op: "mount", source: "", root: "/", target: "/", fstype: "", flags: MS_BIND | MS_REMOUNT | MS_RDONLY, data: "", create: "none" });
   }
-  for (const p of linux.readonlyPaths ?? []) ops.push({ op: "readonlyPath", root: "/", path: p });
-  for (const p of linux.maskedPaths ?? []) ops.push({ op: "maskPath", root: "/", path: p });
+  // Sysctls before /proc/sys is made read-only (runc's order): engines set e.g.
+  // net.ipv4.ip_unprivileged_port_start and also list /proc/sys in readonlyPaths.
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) {
     ops.push({ op: "writeFile", path: "/proc/sys/" + key.replace(/\./g, "/"), data: value, optional: false });
   }
-  ops.push(...processOps(proc, { ...ctx, personality: linux.personality?.domain }));
+  for (const p of linux.readonlyPaths ?? []) ops.push({ op: "readonlyPath", root: "/", path: p });
+  for (const p of linux.maskedPaths ?? []) ops.push({ op: "maskPath", root: "/", path: p });
+  const processSteps = processOps(proc, { ...ctx, personality: linux.personality?.domain });
+  const startHooks = hookOps(spec.hooks?.startContainer, "startContainer", ctx.hookState?.("running") ?? "");
+  if (startHooks.length > 0) {
+    // startContainer hooks run after `start`, right before the user's program (as runc does).
+    const exec = processSteps.pop() as Op;
+    processSteps.push(...(ctx.execFifo ? [{ op: "waitExecFifo" } as Op] : []), ...startHooks, exec);
+  }
+  ops.push(...processSteps);
 
   return { flags: planFlags(proc, ctx), ops };
 }
@@ -376,6 +389,19 @@ export function planExec(proc: Process, ctx: ExecContext): Plan {
   }
   ops.push(...processOps(proc, ctx));
   return { flags: planFlags(proc, ctx), ops };
+}
+
+function hookOps(hooks: Hook[] | undefined, kind: string, state: string): Op[] {
+  return (hooks ?? []).map((h, index) => ({
+    op: "runHook",
+    kind,
+    index,
+    path: h.path,
+    argv: h.args && h.args.length > 0 ? h.args : [h.path],
+    env: h.env ?? [],
+    state,
+    timeout: h.timeout ?? 0,
+  }));
 }
 
 function toRlim(v: number): bigint {

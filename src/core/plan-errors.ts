@@ -60,6 +60,8 @@ function describeOp(op: Op): string {
     case "linkUp": return `bring up interface ${op.name}`;
     case "mkfifo": return `mkfifo ${op.path}`;
     case "setxattr": return `setxattr ${op.name} on ${inRoot(op.root, op.path)}`;
+    case "waitExecFifo": return "wait for start";
+    case "runHook": return `hooks.${op.kind}[${op.index}] (${op.path})`;
   }
 }
 

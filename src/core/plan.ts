@@ -52,6 +52,8 @@ export const OpCode = {
   LinkUp: 50,
   Mkfifo: 51,
   Setxattr: 52,
+  WaitExecFifo: 53,
+  RunHook: 54,
 } as const;
 
 /** Where a mount target is resolved: inside `root` with symlinks scoped to it (openat2 RESOLVE_IN_ROOT). */
@@ -99,7 +101,10 @@ export type Op =
   | { op: "mkdir"; root: string; path: string; mode: number }
   | { op: "linkUp"; name: string }
   | { op: "mkfifo"; path: string; mode: number }
-  | { op: "setxattr"; root: string; path: string; name: string; value: Uint8Array };
+  | { op: "setxattr"; root: string; path: string; name: string; value: Uint8Array }
+  | { op: "waitExecFifo" }
+  /** `state` is the hook's stdin; "@PID@" in it becomes the container's host pid. */
+  | { op: "runHook"; kind: string; index: number; path: string; argv: string[]; env: string[]; state: string; timeout: number };
 
 export interface Plan {
   flags: number;
@@ -150,6 +155,8 @@ function fieldsOf(op: Op): [number, Field[]] {
     case "linkUp": return [OpCode.LinkUp, [op.name]];
     case "mkfifo": return [OpCode.Mkfifo, [op.path, op.mode]];
     case "setxattr": return [OpCode.Setxattr, [op.root, op.path, op.name, op.value]];
+    case "waitExecFifo": return [OpCode.WaitExecFifo, []];
+    case "runHook": return [OpCode.RunHook, [op.path, op.argv, op.env, op.state, op.timeout]];
   }
 }
 

@@ -27,6 +27,8 @@ export interface LaunchOptions {
   stdio?: [StdioEntry, StdioEntry, StdioEntry];
   /** Runs once the process exists (host pid known), before it may continue. */
   beforeRelease?: (pid: number, cgroup: CgroupPlan) => Promise<void>;
+  /** The state JSON for hooks run inside the container ("@PID@" stands for the pid). */
+  hookState?: (status: string) => string;
   /** Called as soon as the cgroup exists, so a caller can record it for crash cleanup. */
   onCgroup?: (cgroup: CgroupPlan) => void;
 }
@@ -78,6 +80,7 @@ export async function launchContainer(o: LaunchOptions): Promise<LaunchedContain
       noPivot: o.noPivot,
       seccomp,
       preserveFds: o.preserveFds,
+      hookState: o.hookState,
     });
     const extraFds = Array.from({ length: o.preserveFds ?? 0 }, (_, i) => 3 + i);
     run = await startHelper(plan, {

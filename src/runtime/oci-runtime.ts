@@ -197,6 +197,7 @@ async function launch(root: string, id: string, o: CreateOptions, foreground: bo
       noPivot: o.noPivot,
       preserveFds: o.preserveFds,
       stdio: o.stdio,
+      hookState: (status) => JSON.stringify(hookState(base, status as Status, 0)).replace('"pid":0', '"pid":@PID@'),
       beforeRelease: async (pid, cgroup) => {
         const record: OciRecord = { ...base, pid, pidStart: processStartTime(pid) ?? "", rootfs, created: new Date().toISOString(), cgroup, config: spec };
         writeJsonAtomic(join(dir, "state.json"), record);
