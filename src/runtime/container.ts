@@ -184,7 +184,9 @@ export async function startContainer(options: StartOptions): Promise<Container> 
     writeState(dir, state);
     let rootfs = lower;
     let rootfsMounts: { source: string; fstype: string; data: string }[] = [];
-    const overlay = (options.rootfsMode ?? "overlay") === "overlay" && !spec.root?.readonly;
+    // Also with --read-only: mount points and -w dirs are made in the throwaway upper layer, never in
+    // the image; the root is remounted read-only after pivot_root.
+    const overlay = (options.rootfsMode ?? "overlay") === "overlay";
     if (overlay) {
       const upper = join(dir, "upper");
       const work = join(dir, "work");

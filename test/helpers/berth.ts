@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 /** The repository root (this file is compiled to dist/test/helpers/). */
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 export const BERTH_BIN = join(REPO, "bin/berth.js");
+export const BERTH_LAUNCHER = join(REPO, "bin/berth");
 export const STATE_DIR = "/run/berth/containers";
 export const CGROUP_ROOT = "/sys/fs/cgroup";
 
@@ -29,9 +30,9 @@ export interface CliOptions {
   timeoutMs?: number;
 }
 
-/** Runs `node bin/berth.js ARGS...` to completion. A hang fails the test (timeout) instead of blocking it. */
+/** Runs `bin/berth ARGS...` (the launcher users run) to completion. A hang fails the test (timeout) instead of blocking it. */
 export function berth(args: string[], options: CliOptions = {}): CliResult {
-  const r = spawnSync(process.execPath, [BERTH_BIN, ...args], {
+  const r = spawnSync(BERTH_LAUNCHER, args, {
     encoding: "utf8",
     input: options.input,
     env: options.env ?? process.env,
