@@ -1,0 +1,398 @@
+// Layer unpacking: a (gzip | zstd | plain) tar stream -> a directory that overlayfs can use as a lower
+// layer. Computes the diff ID (sha256 of the uncompressed tar) and the compressed digest on the way.
+// Keeps owner, mode, mtime, hard links, symlinks, device nodes, fifos and xattrs; maps OCI whiteouts to
+// overlayfs whiteouts (char 0:0) and opaque dirs (trusted.overlay.opaque=y). What Node cannot create
+// (mknod, setxattr) is done by the native helper in batches, with paths resolved inside the layer.
+
+import { createHash, type Hash } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { chmod, lchown, link, lstat, lutimes, mkdir, rm, symlink } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { type Readable, Transform, type TransformCallback } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGunzip, type Gunzip } from "node:zlib";
+import { Decompress as ZstdDecompress } from "fzstd";
+import tar from "tar-stream";
+import type { Op } from "../core/plan.js";
+import { BerthError } from "../errors.js";
+import { runFilesystemOps } from "../runtime/helper.js";
+import { cleanEntryPath, OVERLAY_OPAQUE_XATTR, parentsOf, paxXattrs, whiteoutAction } from "./tar-paths.js";
+
+// tar-stream decodes PAX values as UTF-8, which mangles binary xattr values (security.capability):
+// keep SCHILY.xattr.* values as latin1 strings so their bytes survive (paxXattrs turns them back).
+{
+  const require = createRequire(import.meta.url);
+  const headers = require(join(dirname(require.resolve("tar-stream")), "headers.js")) as { decodePax: (b: Buffer) => Record<string, string>; __berth?: boolean };
+  if (!headers.__berth) {
+    headers.__berth = true;
+    headers.decodePax = (buf: Buffer) => {
+      const result: Record<string, string> = {};
+      while (buf.length) {
+        let i = 0;
+        while (i < buf.length && buf[i] !== 32) i++;
+        const len = parseInt(buf.subarray(0, i).toString("utf8"), 10);
+        if (!len) return result;
+        const record = buf.subarray(i + 1, len - 1);
+        const eq = record.indexOf(61);
+        if (eq === -1) return result;
+        const key = record.subarray(0, eq).toString("utf8");
+        const value = record.subarray(eq + 1);
+        result[key] = key.startsWith("SCHILY.xattr.") ? value.toString("latin1") : value.toString("utf8");
+        buf = buf.subarray(len);
+      }
+      return result;
+    };
+  }
+}
+
+const S_IFIFO = 0o010000;
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+const OPS_BATCH = 2000;
+
+/** Counts and hashes the bytes passing through. */
+export class HashTap extends Transform {
+  readonly hash: Hash = createHash("sha256");
+  bytes = 0;
+  constructor(private readonly onBytes?: (n: number) => void) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    this.onBytes?.(this.bytes);
+    cb(null, chunk);
+  }
+  digest(): string {
+    return `sha256:${this.hash.digest("hex")}`;
+  }
+}
+
+/** Decompresses gzip or zstd, recognised by their magic bytes; passes anything else through. */
+export class Decompressor extends Transform {
+  #head: Buffer[] = [];
+  #headLen = 0;
+  #mode: "sniff" | "gzip" | "zstd" | "plain" = "sniff";
+  #gunzip?: Gunzip;
+  #zstd?: ZstdDecompress;
+  #gzipEnded?: Promise<void>;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.#mode === "sniff") {
+      this.#head.push(chunk);
+      this.#headLen += chunk.length;
+      if (this.#headLen < 4) return cb();
+      const head = Buffer.concat(this.#head);
+      this.#head = [];
+      this.#start(head);
+      this.#feed(head, cb);
+      return;
+    }
+    this.#feed(chunk, cb);
+  }
+
+  #start(head: Buffer): void {
+    if (head[0] === 0x1f && head[1] === 0x8b) {
+      this.#mode = "gzip";
+      const g = createGunzip();
+      this.#gunzip = g;
+      g.on("data", (d: Buffer) => this.push(d));
+      this.#gzipEnded = new Promise((res, rej) => {
+        g.on("end", () => res());
+        g.on("error", (e) => rej(new Error(`gzip: ${e.message === "unexpected end of file" ? "the compressed data ends early (truncated)" : e.message}`)));
+      });
+      this.#gzipEnded.catch((e: Error) => this.destroy(e));
+    } else if (head.readUInt32LE(0) === 0xfd2fb528) {
+      this.#mode = "zstd";
+      this.#zstd = new ZstdDecompress((d) => { this.push(Buffer.from(d)); });
+    } else {
+      this.#mode = "plain";
+    }
+  }
+
+  #feed(chunk: Buffer, cb: TransformCallback): void {
+    try {
+      if (this.#mode === "gzip") {
+        this.#gunzip!.write(chunk, () => cb());
+        return;
+      }
+      if (this.#mode === "zstd") this.#zstd!.push(chunk);
+      else this.push(chunk);
+      cb();
+    } catch (err) {
+      cb(new Error(`zstd: ${(err as Error).message}`));
+    }
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.#mode === "sniff") {
+      const head = Buffer.concat(this.#head);
+      if (head.length > 0) this.push(head);
+      return cb();
+    }
+    if (this.#mode === "gzip") {
+      this.#gunzip!.end();
+      this.#gzipEnded!.then(() => cb(), (e: Error) => cb(e));
+      return;
+    }
+    if (this.#mode === "zstd") {
+      try {
+        this.#zstd!.push(new Uint8Array(0), true);
+      } catch (err) {
+        return cb(new Error(`zstd: ${(err as Error).message === "unexpected EOF" ? "the compressed data ends early (truncated)" : (err as Error).message}`));
+      }
+    }
+    cb();
+  }
+}
+
+export interface UnpackOptions {
+  /** Names the layer in errors, e.g. "layer sha256:abcd…". */
+  what: string;
+  /** The diff ID the image config lists for this layer; a mismatch is an error. */
+  expectDiffId?: string;
+  /** The digest of the (compressed) input; a mismatch is an error (the blob is corrupt). */
+  expectDigest?: string;
+  /** Compressed bytes read so far. */
+  onBytes?: (n: number) => void;
+}
+
+export interface UnpackResult {
+  diffId: string;
+  /** Compressed input digest and length. */
+  digest: string;
+  compressedSize: number;
+  /** Uncompressed tar length. */
+  tarSize: number;
+  /** Bytes of regular file content. */
+  size: number;
+}
+
+interface EntryHeader {
+  name: string;
+  type?: string | null;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: number;
+  mtime?: Date;
+  linkname?: string | null;
+  devmajor?: number;
+  devminor?: number;
+  pax?: Record<string, string> | null;
+}
+
+/** Unpacks one layer into `dest` (an empty directory). On failure `dest` is left for the caller to remove. */
+export async function unpackLayer(input: Readable, dest: string, options: UnpackOptions): Promise<UnpackResult> {
+  const raw = new HashTap(options.onBytes);
+  const uncompressed = new HashTap();
+  const extract = tar.extract();
+  const flowing = pipeline(input, raw, new Decompressor(), uncompressed, extract);
+  flowing.catch(() => {});
+  const unpacker = new Unpacker(dest, options.what);
+  try {
+    for await (const entry of extract) {
+      await unpacker.entry(entry.header as EntryHeader, entry as unknown as Readable);
+    }
+    await flowing;
+  } catch (err) {
+    input.destroy();
+    extract.destroy();
+    await flowing.catch(() => {});
+    throw wrap(err, options.what);
+  }
+  await unpacker.finish();
+  const digest = raw.digest();
+  if (options.expectDigest && digest !== options.expectDigest) {
+    throw new BerthError(`${options.what}: the blob's content does not match its digest (got ${digest}): it is corrupt; remove the image and fetch it again`);
+  }
+  const diffId = uncompressed.digest();
+  if (options.expectDiffId && diffId !== options.expectDiffId) {
+    throw new BerthError(`${options.what}: the uncompressed layer's digest ${diffId} does not match the diff ID ${options.expectDiffId} in the image config`);
+  }
+  return { diffId, digest, compressedSize: raw.bytes, tarSize: uncompressed.bytes, size: unpacker.size };
+}
+
+function wrap(err: unknown, what: string): Error {
+  if (err instanceof BerthError) return err;
+  const msg = (err as Error).message ?? String(err);
+  if (/Unexpected end of data/i.test(msg)) return new BerthError(`${what}: the tar stream ends early (truncated layer)`, { cause: err });
+  if (/Invalid tar header/i.test(msg)) return new BerthError(`${what}: not a tar archive (invalid tar header)`, { cause: err });
+  return new BerthError(`${what}: ${msg}`, { cause: err });
+}
+
+class Unpacker {
+  size = 0;
+  readonly #dirs = new Set<string>([""]);
+  readonly #dirTimes = new Map<string, Date>();
+  readonly #nodeTimes: [string, Date][] = [];
+  #ops: Op[] = [];
+
+  constructor(private readonly root: string, private readonly what: string) {}
+
+  #abs(rel: string): string {
+    return rel === "" ? this.root : join(this.root, rel);
+  }
+
+  #err(name: string, why: string): BerthError {
+    return new BerthError(`${this.what}: entry ${JSON.stringify(name)} ${why}`);
+  }
+
+  /** Makes sure every parent of `rel` is a real directory of the layer, creating missing ones. */
+  async #parents(name: string, rel: string, create = true): Promise<void> {
+    for (const p of parentsOf(rel)) {
+      if (this.#dirs.has(p)) continue;
+      let st;
+      try {
+        st = await lstat(this.#abs(p));
+      } catch {
+        if (!create) throw this.#err(name, `needs ${JSON.stringify(p)}, which is not in the layer`);
+        await mkdir(this.#abs(p), { mode: 0o755 });
+        this.#dirs.add(p);
+        continue;
+      }
+      if (st.isSymbolicLink()) throw this.#err(name, `goes through the symlink ${JSON.stringify(p)}: it would land outside the layer`);
+      if (!st.isDirectory()) throw this.#err(name, `has the non-directory ${JSON.stringify(p)} as a parent`);
+      this.#dirs.add(p);
+    }
+  }
+
+  /** Removes whatever is at `rel` (a later entry replaces an earlier one). */
+  async #clear(rel: string, keepDir: boolean): Promise<void> {
+    let st;
+    try {
+      st = await lstat(this.#abs(rel));
+    } catch {
+      return;
+    }
+    if (keepDir && st.isDirectory()) return;
+    await rm(this.#abs(rel), { recursive: true, force: true });
+    for (const d of [...this.#dirs]) if (d === rel || d.startsWith(rel + "/")) this.#dirs.delete(d);
+    for (const d of [...this.#dirTimes.keys()]) if (d === rel || d.startsWith(rel + "/")) this.#dirTimes.delete(d);
+  }
+
+  async #flush(): Promise<void> {
+    const ops = this.#ops;
+    this.#ops = [];
+    if (ops.length) await runFilesystemOps(ops);
+  }
+
+  async #queue(op: Op): Promise<void> {
+    this.#ops.push(op);
+    if (this.#ops.length >= OPS_BATCH) await this.#flush();
+  }
+
+  async entry(h: EntryHeader, body: Readable): Promise<void> {
+    const name = h.name;
+    const rel = cleanEntryPath(name, `${this.what}: entry`);
+    const wo = rel === "" ? undefined : whiteoutAction(rel);
+    const mtime = h.mtime ?? new Date(0);
+    const uid = h.uid ?? 0;
+    const gid = h.gid ?? 0;
+    const mode = (h.mode ?? 0o644) & 0o7777;
+    const type = h.type ?? "file";
+    if (wo) {
+      body.resume();
+      if (wo.kind === "ignore") return;
+      if (wo.kind === "opaque") {
+        await this.#parents(name, wo.dir === "" ? "x" : `${wo.dir}/x`);
+        if (wo.dir !== "") {
+          await this.#clear(wo.dir, true);
+          try {
+            await mkdir(this.#abs(wo.dir), { mode: 0o755 });
+          } catch { /* exists */ }
+          this.#dirs.add(wo.dir);
+        }
+        await this.#queue({ op: "setxattr", root: this.root, path: "/" + wo.dir, name: OVERLAY_OPAQUE_XATTR, value: Buffer.from("y") });
+        return;
+      }
+      await this.#parents(name, wo.path);
+      await this.#clear(wo.path, false);
+      await this.#queue({ op: "mknod", root: this.root, path: "/" + wo.path, mode: S_IFCHR, major: 0, minor: 0, uid: 0, gid: 0 });
+      return;
+    }
+    if (rel !== "") await this.#parents(name, rel);
+    const abs = this.#abs(rel);
+    const xattrs = paxXattrs(h.pax);
+    switch (type) {
+      case "directory": {
+        body.resume();
+        if (rel !== "") {
+          await this.#clear(rel, true);
+          try {
+            await mkdir(abs, { mode });
+          } catch { /* exists */ }
+          this.#dirs.add(rel);
+        }
+        await lchown(abs, uid, gid);
+        await chmod(abs, mode);
+        this.#dirTimes.set(rel, mtime);
+        break;
+      }
+      case "file":
+      case "contiguous-file": {
+        if (rel === "") throw this.#err(name, "is a file in place of the layer's root directory");
+        await this.#clear(rel, false);
+        await pipeline(body, createWriteStream(abs, { flags: "wx", mode: 0o600 }));
+        this.size += h.size ?? 0;
+        await lchown(abs, uid, gid);
+        await chmod(abs, mode);
+        await lutimes(abs, mtime, mtime);
+        break;
+      }
+      case "symlink": {
+        body.resume();
+        if (rel === "") throw this.#err(name, "is a symlink in place of the layer's root directory");
+        await this.#clear(rel, false);
+        await symlink(h.linkname ?? "", abs);
+        await lchown(abs, uid, gid);
+        await lutimes(abs, mtime, mtime);
+        break;
+      }
+      case "link": {
+        body.resume();
+        const target = cleanEntryPath(h.linkname ?? "", `${this.what}: hard link target of ${JSON.stringify(name)}:`);
+        if (target === "") throw this.#err(name, "is a hard link to the layer's root");
+        await this.#parents(name, target, false);
+        let st;
+        try {
+          st = await lstat(this.#abs(target));
+        } catch {
+          throw this.#err(name, `is a hard link to ${JSON.stringify(h.linkname)}, which is not in the layer`);
+        }
+        if (st.isDirectory()) throw this.#err(name, `is a hard link to the directory ${JSON.stringify(h.linkname)}`);
+        if (target === rel) break;
+        await this.#clear(rel, false);
+        await link(this.#abs(target), abs);
+        break;
+      }
+      case "character-device":
+      case "block-device":
+      case "fifo": {
+        body.resume();
+        await this.#clear(rel, false);
+        const kind = type === "fifo" ? S_IFIFO : type === "block-device" ? S_IFBLK : S_IFCHR;
+        await this.#queue({ op: "mknod", root: this.root, path: "/" + rel, mode: kind | mode, major: h.devmajor ?? 0, minor: h.devminor ?? 0, uid, gid });
+        this.#nodeTimes.push([rel, mtime]);
+        break;
+      }
+      default:
+        body.resume();
+        throw this.#err(name, `has an unsupported tar entry type ${JSON.stringify(type)}`);
+    }
+    for (const [xname, value] of xattrs) {
+      await this.#queue({ op: "setxattr", root: this.root, path: "/" + rel, name: xname, value });
+    }
+  }
+
+  async finish(): Promise<void> {
+    await this.#flush();
+    for (const [rel, t] of this.#nodeTimes) {
+      try { await lutimes(this.#abs(rel), t, t); } catch { /* replaced later in the tar */ }
+    }
+    // Directory times last: creating their children changed them.
+    const dirs = [...this.#dirTimes.entries()].sort((a, b) => b[0].length - a[0].length);
+    for (const [rel, t] of dirs) await lutimes(this.#abs(rel), t, t);
+  }
+}
