@@ -1,0 +1,141 @@
+// berth push: every blob of the image (layers 3 at a time, then the config) HEAD-checked, mounted from
+// another repository of the same registry when the image came from one, or uploaded (monolithic PUT,
+// chunked PATCH for big blobs); then the manifest PUT by tag.
+
+import { createReadStream } from "node:fs";
+import { BerthError } from "../errors.js";
+import type { Descriptor, ImageStoreApi, Reference } from "../images/store-api.js";
+import { type RegistryClient, RegistryError } from "./client.js";
+import { MT, parseManifest } from "./manifest.js";
+import { ProgressDisplay, progressBar, shortId } from "./progress.js";
+import { clientFor, forEachLimit, type RegistryOptions } from "./pull.js";
+import { parseReference } from "./reference.js";
+
+export interface PushOptions extends RegistryOptions {
+  /** Blobs bigger than this go up in PATCH chunks of this size (default 32 MiB). */
+  chunkSize?: number;
+}
+
+export interface PushResult {
+  digest: string;
+  size: number;
+  tag: string;
+}
+
+/** Repositories of `registry` the image is known to come from (its repoDigests), for cross-repository mounts. */
+export function mountSources(repoDigests: string[], registry: string, repository: string): string[] {
+  const out: string[] = [];
+  for (const rd of repoDigests) {
+    try {
+      const r = parseReference(rd, { defaultTag: false });
+      if (r.registry === registry && r.repository !== repository && !out.includes(r.repository)) out.push(r.repository);
+    } catch {
+      // a malformed record entry: not a mount source
+    }
+  }
+  return out;
+}
+
+function pushError(ref: Reference, err: unknown): BerthError {
+  if (err instanceof RegistryError && err.unauthorized) {
+    return new BerthError(`push access to ${ref.registry}/${ref.repository} denied: ${err.message}`);
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new BerthError(`pushing ${ref.familiar}: ${message}`, { cause: err });
+}
+
+export async function pushImage(store: ImageStoreApi, reference: Reference | string, opts: PushOptions = {}): Promise<PushResult> {
+  const ref = typeof reference === "string" ? parseReference(reference) : reference;
+  if (ref.digest) throw new BerthError(`cannot push ${ref.familiar}: push a tag, not a digest (berth tag IMAGE NAME:TAG first)`);
+  const record = store.findImage(ref.full) ?? store.findImage(ref.familiar);
+  if (!record) throw new BerthError(`an image does not exist locally with the tag ${ref.familiar}: pull it, or tag an image with that name first (berth tag)`);
+  const display = new ProgressDisplay(opts.out ?? process.stdout, { tty: opts.tty, quiet: opts.quiet });
+  try {
+    return await push(store, ref, record.manifestDigest, record.repoDigests, display, clientFor(ref.registry, opts), opts);
+  } catch (err) {
+    throw pushError(ref, err);
+  }
+}
+
+async function push(store: ImageStoreApi, ref: Reference, manifestDigest: string, repoDigests: string[], display: ProgressDisplay, client: RegistryClient, opts: PushOptions): Promise<PushResult> {
+  const repo = ref.repository;
+  const tag = ref.tag ?? "latest";
+  const bytes = await store.readBlob(manifestDigest);
+  const manifest = parseManifest(bytes, "", `stored manifest ${manifestDigest} of ${ref.familiar}`);
+  if (manifest.kind !== "manifest") throw new BerthError(`the stored manifest ${manifestDigest} of ${ref.familiar} is an index: push its platform images instead`);
+  const mediaType = manifest.mediaType || (manifest.config.mediaType === MT.dockerConfig ? MT.dockerManifest : MT.ociManifest);
+  const sources = mountSources(repoDigests, ref.registry, repo);
+  const chunkSize = opts.chunkSize ?? 32 * 1024 * 1024;
+  const pushScopes = [`repository:${repo}:pull,push`];
+
+  display.message(`The push refers to repository [${ref.registry}/${repo}]`);
+  const layers: Descriptor[] = [];
+  for (const l of manifest.layers) if (!layers.some((x) => x.digest === l.digest)) layers.push(l);
+  for (const l of layers) display.update(shortId(l.digest), "Preparing");
+
+  const pushBlob = async (desc: Descriptor, show: boolean) => {
+    const id = shortId(desc.digest);
+    const say = (word: string, detail?: string) => { if (show) display.update(id, word, detail); };
+    if (!store.hasBlob(desc.digest)) throw new BerthError(`the blob ${desc.digest} is missing from the store: pull the image again`);
+    if (await client.hasBlob(repo, desc.digest, pushScopes)) return say("Layer already exists");
+    let location: URL | undefined;
+    for (const from of sources) {
+      const r = await client.startUpload(repo, { digest: desc.digest, from }).catch((err: unknown) => {
+        if (err instanceof RegistryError && (err.unauthorized || err.notFound)) return undefined; // no pull right on the source: upload
+        throw err;
+      });
+      if (r === "mounted") return say(`Mounted from ${from}`);
+      if (r) {
+        location = r;
+        break;
+      }
+    }
+    location ??= (await client.startUpload(repo)) as URL;
+    const path = store.blobPath(desc.digest);
+    let sent = 0;
+    let last = 0;
+    const progress = (n: number) => {
+      sent += n;
+      const now = Date.now();
+      if (now - last > 100 || sent === desc.size) {
+        last = now;
+        say("Pushing", progressBar(sent, desc.size));
+      }
+    };
+    say("Pushing", progressBar(0, desc.size));
+    if (desc.size <= chunkSize) {
+      await client.finishUpload(repo, location, desc.digest, {
+        size: desc.size,
+        open: () => {
+          sent = 0;
+          const s = createReadStream(path);
+          s.on("data", (c) => progress(c.length));
+          return s;
+        },
+      });
+    } else {
+      for (let start = 0; start < desc.size; start += chunkSize) {
+        const chunk = await readRange(path, start, Math.min(chunkSize, desc.size - start));
+        location = await client.uploadChunk(repo, location, start, chunk);
+        progress(chunk.length);
+      }
+      await client.finishUpload(repo, location, desc.digest);
+    }
+    say("Pushed");
+  };
+
+  await forEachLimit(layers, opts.concurrency ?? 3, (l) => pushBlob(l, true));
+  await pushBlob(manifest.config, false);
+  const digest = await client.putManifest(repo, tag, bytes, mediaType);
+  if (digest !== manifestDigest) throw new BerthError(`the manifest sent hashes to ${digest}, not the stored ${manifestDigest}`);
+  display.message(`${tag}: digest: ${digest} size: ${bytes.length}`);
+  return { digest, size: bytes.length, tag };
+}
+
+async function readRange(path: string, start: number, length: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of createReadStream(path, { start, end: start + length - 1 }) as AsyncIterable<Buffer>) chunks.push(c);
+  const b = Buffer.concat(chunks);
+  if (b.length !== length) throw new BerthError(`the stored blob ${path} is shorter than expected`);
+  return b;
+}
