@@ -10,8 +10,11 @@ import { parseEnvFile } from "../util/envfile.js";
 import { parseCpuset, parseMemorySwap, parseSize } from "../util/size.js";
 import { buildRunSpec, type RunOptions } from "../core/run-spec.js";
 import { ensureHostImage } from "../rootfs/host-image.js";
+import { readImageFile } from "../images/run-config.js";
 import { newContainerId, startContainer } from "../runtime/container.js";
 import { readHostFacts } from "../runtime/host-facts.js";
+import { registerRegistryCommands } from "./registry.js";
+import { registerImageCommands, resolveRunImage } from "./images.js";
 
 const DEFAULT_DATA_ROOT = "/var/lib/berth";
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -74,15 +77,28 @@ interface RunFlags {
   gidmap: string[];
   volume: string[];
   securityOpt: string[];
+  entrypoint?: string;
   dataRoot: string;
 }
 
-async function resolveRootfs(flags: RunFlags, args: string[]): Promise<{ rootfs: string; command: string[] }> {
-  if (flags.rootfs) return { rootfs: resolve(flags.rootfs), command: args };
+interface ResolvedRoot {
+  rootfs: string;
+  command: string[];
+  /** For images from the store: their layer dirs (top first), ID and config-derived settings. */
+  lowerDirs?: string[];
+  image?: string;
+  env?: string[];
+  workdir?: string;
+  user?: string;
+}
+
+async function resolveRootfs(flags: RunFlags, args: string[], env: string[]): Promise<ResolvedRoot> {
+  if (flags.rootfs) return { rootfs: resolve(flags.rootfs), command: flags.entrypoint ? [flags.entrypoint, ...args] : args };
   const [image, ...command] = args;
-  if (!image) throw new BerthError("no image given: use `berth run host CMD` (the built-in image) or `berth run --rootfs DIR CMD`");
-  if (image === "host") return { rootfs: await ensureHostImage(flags.dataRoot), command };
-  throw new BerthError(`image "${image}" not found: the built-in image is "host"; or run an unpacked tree with --rootfs DIR`);
+  if (!image) throw new BerthError("no image given: use `berth run IMAGE [CMD]`, `berth run host CMD` (the built-in image) or `berth run --rootfs DIR CMD`");
+  if (image === "host") return { rootfs: await ensureHostImage(flags.dataRoot), command: flags.entrypoint ? [flags.entrypoint, ...command] : command };
+  const r = await resolveRunImage(image, flags.dataRoot, { entrypoint: flags.entrypoint, args: command, env, workdir: flags.workdir, user: flags.user });
+  return { rootfs: r.lowerDirs[0], command: r.command, lowerDirs: r.lowerDirs, image: r.id, env: r.env, workdir: r.workdir, user: r.user };
 }
 
 function readOptional(path: string): string | undefined {
@@ -134,14 +150,15 @@ async function runCommand(args: string[], flags: RunFlags): Promise<number> {
     binds: flags.volume.map(parseVolume),
     seccomp: !seccompOff,
   };
-  const { rootfs, command } = await resolveRootfs(flags, args);
+  const resolved = await resolveRootfs(flags, args, env);
+  const { rootfs, command, lowerDirs } = resolved;
   const id = newContainerId();
   const spec = buildRunSpec(
-    { ...options, rootfs, command },
+    { ...options, rootfs, command, env: resolved.env ?? options.env, workdir: resolved.workdir ?? options.workdir, user: resolved.user ?? options.user },
     {
       id,
-      passwd: readOptional(`${rootfs}/etc/passwd`),
-      group: readOptional(`${rootfs}/etc/group`),
+      passwd: lowerDirs ? readImageFile(lowerDirs, "etc/passwd") : readOptional(`${rootfs}/etc/passwd`),
+      group: lowerDirs ? readImageFile(lowerDirs, "etc/group") : readOptional(`${rootfs}/etc/group`),
       runtimeCapabilities: readHostFacts().runtimeCapabilities,
     },
   );
@@ -150,6 +167,8 @@ async function runCommand(args: string[], flags: RunFlags): Promise<number> {
     id,
     stdio: [flags.interactive ? "inherit" : "ignore", "inherit", "inherit"],
     rawHostTerminal: Boolean(flags.tty && flags.interactive && process.stdin.isTTY),
+    lowerDirs,
+    image: resolved.image,
   });
   const forwarded: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
   const handlers = forwarded.map((sig) => {
@@ -210,10 +229,13 @@ export function buildProgram(onExit: (code: number) => void): Command {
     .option("--gidmap <container:host:amount>", "gid mapping for the user namespace", collect, [])
     .option("-v, --volume <host:container[:ro]>", "bind mount a host path", collect, [])
     .option("--security-opt <opt>", "security options (seccomp=unconfined)", collect, [])
+    .option("--entrypoint <command>", "override the image's ENTRYPOINT (\"\" for none)")
     .addOption(new Option("--data-root <dir>", "where images are kept").env("BERTH_DATA_ROOT").default(DEFAULT_DATA_ROOT))
     .action(async (args: string[], flags: RunFlags) => {
       onExit(await runCommand(args, flags));
     });
+  registerImageCommands(program);
+  registerRegistryCommands(program, onExit);
   return program;
 }
 

@@ -28,6 +28,13 @@ export interface StartOptions {
    * "direct": the container runs on the directory itself (OCI bundles).
    */
   rootfsMode?: "overlay" | "direct";
+  /**
+   * An image's layer directories, top layer first: the container's root is an overlay of these (its
+   * own upper and work dirs on top), whatever rootfsMode says. spec.root.path is then only checked.
+   */
+  lowerDirs?: string[];
+  /** The image ID the container runs, recorded in state.json so the image is not removed under it. */
+  image?: string;
 }
 
 export interface RunResult {
@@ -45,6 +52,8 @@ export interface ContainerState {
   helperPid?: number;
   pid?: number;
   cgroup?: CgroupPlan;
+  /** The image ID the container runs (images in use cannot be removed). */
+  image?: string;
 }
 
 export function newContainerId(): string {
@@ -173,7 +182,7 @@ export async function startContainer(options: StartOptions): Promise<Container> 
   } catch {
     throw new BerthError(`container ${id} already exists in ${stateRoot}`);
   }
-  const state: ContainerState = { id, ownerPid: process.pid, ownerStart: processStartTime(process.pid) ?? "" };
+  const state: ContainerState = { id, ownerPid: process.pid, ownerStart: processStartTime(process.pid) ?? "", image: options.image };
   let cgroup: CgroupPlan | undefined;
   let run: HelperRun | undefined;
   const cleanup = async () => {
@@ -196,7 +205,8 @@ export async function startContainer(options: StartOptions): Promise<Container> 
       const rootMap = spec.linux?.uidMappings?.find((m) => m.containerID === 0);
       const rootGid = spec.linux?.gidMappings?.find((m) => m.containerID === 0);
       if (rootMap) for (const d of [upper, work]) chownSync(d, rootMap.hostID, rootGid?.hostID ?? rootMap.hostID);
-      rootfsMounts = [{ source: "overlay", fstype: "overlay", data: `lowerdir=${lower},upperdir=${upper},workdir=${work}` }];
+      const lowerdir = options.lowerDirs?.length ? options.lowerDirs.join(":") : lower;
+      rootfsMounts = [{ source: "overlay", fstype: "overlay", data: `lowerdir=${lowerdir},upperdir=${upper},workdir=${work}` }];
     }
     const launched = await launchContainer({
       spec,
