@@ -30,7 +30,8 @@ export interface LoadResult {
 async function extractArchive(input: Readable, dir: string, what: string): Promise<Map<string, string>> {
   const links = new Map<string, string>();
   const extract = tar.extract();
-  const flowing = pipeline(input, new Decompressor(), extract);
+  const counted = new HashTap();
+  const flowing = pipeline(input, new Decompressor(), counted, extract);
   flowing.catch(() => {});
   let entries = 0;
   try {
@@ -65,7 +66,7 @@ async function extractArchive(input: Readable, dir: string, what: string): Promi
     await flowing.catch(() => {});
     if (err instanceof BerthError) throw err;
     const msg = (err as Error).message;
-    if (/Invalid tar header/i.test(msg)) throw new BerthError(`${what} is not a tar archive: not an image archive (docker save or OCI)`);
+    if (/Invalid tar header/i.test(msg) || (entries === 0 && counted.bytes < 1024)) throw new BerthError(`${what} is not a tar archive: not an image archive (docker save or OCI)`);
     if (/Unexpected end of data/i.test(msg)) throw new BerthError(`${what}: the archive ends early (truncated)`);
     throw new BerthError(`${what}: ${msg}`, { cause: err });
   }
