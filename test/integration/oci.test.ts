@@ -1,0 +1,351 @@
+// berth-oci against the runtime-spec and runc's behaviour: the create/start split, state, kill, delete,
+// run, exec, console socket, hooks, seccomp, rlimits, config errors that leave nothing behind, and the
+// runc escape classes (leaked fds as cwd, the runtime binary via /proc/<pid>/exe).
+
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { defaultSpec } from "../../src/oci/default-spec.js";
+import type { Spec } from "../../src/oci/spec.js";
+import { REPO, waitFor } from "../helpers/berth.js";
+
+const OCI = join(REPO, "bin/berth-oci");
+const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p) && spawnSync("file", [p]).stdout?.toString().includes("static") !== false);
+const skip = !BUSYBOX ? "needs busybox-static" : process.getuid?.() !== 0 ? "needs root" : false;
+
+let work: string;
+let root: string;
+let rootfs: string;
+let seq = 0;
+
+interface Result { code: number | null; stdout: string; stderr: string }
+
+function oci(args: string[], opts: { input?: string; out?: string } = {}): Result {
+  // The container inherits create's stdio: point it at files, or spawnSync would wait for the pipes.
+  if (opts.out) {
+    const outFd = openSync(opts.out, "a");
+    const errFile = `${opts.out}.err`;
+    writeFileSync(errFile, "");
+    const errFd = openSync(errFile, "a");
+    const r = spawnSync(OCI, ["--root", root, ...args], { stdio: ["ignore", outFd, errFd], timeout: 30_000, killSignal: "SIGKILL" });
+    closeSync(outFd);
+    closeSync(errFd);
+    return { code: r.status, stdout: "", stderr: readFileSync(errFile, "utf8") };
+  }
+  const r = spawnSync(OCI, ["--root", root, ...args], { encoding: "utf8", input: opts.input, timeout: 30_000, killSignal: "SIGKILL" });
+  return { code: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+}
+
+function bundle(mutate: (s: Spec) => void = () => {}): { dir: string; id: string; out: string } {
+  const dir = join(work, `b${++seq}`);
+  mkdirSync(dir);
+  const spec = defaultSpec();
+  spec.root = { path: rootfs, readonly: true };
+  if (spec.process) {
+    spec.process.terminal = false;
+    spec.process.args = ["sh", "-c", "echo hello; sleep 1000"];
+  }
+  mutate(spec);
+  writeFileSync(join(dir, "config.json"), JSON.stringify(spec));
+  return { dir, id: `oci-${process.pid}-${seq}`, out: join(dir, "out.txt") };
+}
+
+function state(id: string): { status: string; pid: number } {
+  const r = oci(["state", id]);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as { status: string; pid: number };
+}
+
+function berthCgroups(): string[] {
+  const r = spawnSync("find", ["/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name", "oci-*"], { encoding: "utf8" });
+  return r.stdout.split("\n").filter((l) => l.includes(`oci-${process.pid}-`));
+}
+
+function assertNothingLeft(id: string): void {
+  assert.equal(existsSync(join(root, id)), false, `state dir of ${id} left behind`);
+  assert.deepEqual(berthCgroups().filter((d) => d.endsWith(id)), [], `cgroup of ${id} left behind`);
+}
+
+describe("berth-oci", { skip }, () => {
+  before(() => {
+    work = mkdtempSync(join(tmpdir(), "berth-oci-test-"));
+    root = join(work, "state");
+    rootfs = join(work, "rootfs");
+    for (const d of ["bin", "proc", "sys", "dev", "tmp", "etc"]) mkdirSync(join(rootfs, d), { recursive: true });
+    copyFileSync(BUSYBOX as string, join(rootfs, "bin/busybox"));
+    chmodSync(join(rootfs, "bin/busybox"), 0o755);
+    for (const c of ["sh", "echo", "cat", "sleep", "ls", "id", "pwd", "mkdir", "tty", "ps", "true", "hostname", "readlink"]) {
+      symlinkSync("busybox", join(rootfs, "bin", c));
+    }
+  });
+
+  after(() => {
+    for (const name of existsSync(root) ? readdirSync(root) : []) oci(["delete", "--force", name]);
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test("create leaves the process set up and blocked; start runs it; state follows; delete cleans up", async () => {
+    const b = bundle();
+    const pidFile = join(b.dir, "pid");
+    const c = oci(["create", "--bundle", b.dir, "--pid-file", pidFile, b.id], { out: b.out });
+    assert.equal(c.code, 0, c.stderr);
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    const s1 = state(b.id);
+    assert.equal(s1.status, "created");
+    assert.equal(s1.pid, pid);
+    // Not exec'd yet: no output, and the process is still the helper's sealed copy, not sh.
+    assert.equal(readFileSync(b.out, "utf8"), "");
+    assert.match(readFileSync(`/proc/${pid}/cmdline`, "utf8"), /berth-helper|^[^\0]*\0?$/);
+    assert.equal(oci(["start", b.id]).code, 0);
+    await waitFor("output", () => readFileSync(b.out, "utf8").includes("hello"));
+    assert.equal(state(b.id).status, "running");
+    assert.equal(oci(["start", b.id]).code, 1, "a running container cannot be started again");
+
+    const refused = oci(["delete", b.id]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /running/);
+    assert.equal(state(b.id).status, "running", "a refused delete changes nothing");
+
+    assert.equal(oci(["kill", b.id, "KILL"]).code, 0);
+    await waitFor("stopped", () => state(b.id).status === "stopped");
+    assert.equal(oci(["delete", b.id]).code, 0);
+    assertNothingLeft(b.id);
+    assert.equal(oci(["state", b.id]).code, 1);
+  });
+
+  test("a created container is not deleted without --force; with it, it is", () => {
+    const b = bundle();
+    assert.equal(oci(["create", "--bundle", b.dir, b.id], { out: b.out }).code, 0);
+    const r = oci(["delete", b.id]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /created/);
+    assert.equal(state(b.id).status, "created");
+    assert.equal(oci(["delete", "--force", b.id]).code, 0);
+    assertNothingLeft(b.id);
+  });
+
+  test("kill takes signal names and numbers; --all reaches every process", async () => {
+    const b = bundle((s) => { if (s.process) s.process.args = ["sh", "-c", "trap 'echo got-usr1' USR1; sleep 1000 & while :; do sleep 0.1; done"]; });
+    oci(["create", "--bundle", b.dir, b.id], { out: b.out });
+    oci(["start", b.id]);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(oci(["kill", b.id, "10"]).code, 0);
+    await waitFor("USR1 handled", () => readFileSync(b.out, "utf8").includes("got-usr1"));
+    assert.equal(oci(["kill", b.id, "SIGBOGUS"]).code, 1);
+    assert.equal(oci(["kill", "--all", b.id, "SIGKILL"]).code, 0);
+    await waitFor("stopped", () => state(b.id).status === "stopped");
+    assert.equal(oci(["delete", b.id]).code, 0);
+    assertNothingLeft(b.id);
+  });
+
+  test("run passes the exit code through and removes the container", () => {
+    const b = bundle((s) => { if (s.process) s.process.args = ["sh", "-c", "exit 7"]; });
+    const r = oci(["run", "--bundle", b.dir, b.id]);
+    assert.equal(r.code, 7, r.stderr);
+    assertNothingLeft(b.id);
+  });
+
+  test("exec runs a process (args or --process JSON) inside the running container", async () => {
+    const b = bundle();
+    oci(["create", "--bundle", b.dir, b.id], { out: b.out });
+    oci(["start", b.id]);
+    const e = oci(["exec", b.id, "sh", "-c", "echo $$; hostname; exit 3"]);
+    assert.equal(e.code, 3, e.stderr);
+    const [pid, host] = e.stdout.trim().split("\n");
+    assert.ok(Number(pid) > 1, "an exec'd process is not PID 1");
+    assert.equal(host, "runc", "it sees the container's hostname");
+    const procFile = join(b.dir, "process.json");
+    writeFileSync(procFile, JSON.stringify({ args: ["sh", "-c", "echo from-process-json; id -u"], cwd: "/tmp", user: { uid: 1000, gid: 1000 }, env: ["PATH=/bin"] }));
+    const p = oci(["exec", "--process", procFile, b.id]);
+    assert.equal(p.code, 0, p.stderr);
+    assert.deepEqual(p.stdout.trim().split("\n"), ["from-process-json", "1000"]);
+    assert.deepEqual(JSON.parse(oci(["ps", "--format", "json", b.id]).stdout), [state(b.id).pid]);
+    oci(["delete", "--force", b.id]);
+    assertNothingLeft(b.id);
+  });
+
+  test("pause freezes, resume thaws; update changes limits", async () => {
+    const b = bundle((s) => { if (s.linux) s.linux.resources = { ...s.linux.resources, pids: { limit: 50 } }; });
+    oci(["create", "--bundle", b.dir, b.id], { out: b.out });
+    oci(["start", b.id]);
+    assert.equal(oci(["pause", b.id]).code, 0);
+    assert.equal(state(b.id).status, "paused");
+    assert.equal(oci(["resume", b.id]).code, 0);
+    assert.equal(state(b.id).status, "running");
+    assert.equal(oci(["update", "--pids-limit", "20", b.id]).code, 0);
+    const r = oci(["exec", b.id, "cat", "/sys/fs/cgroup/pids/pids.max"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "20");
+    oci(["delete", "--force", b.id]);
+  });
+
+  test("config errors: one line naming the JSON path, exit 1, nothing left behind", () => {
+    const cases: [string, (s: Spec) => void, RegExp][] = [
+      ["unknown capability", (s) => { s.process?.capabilities?.bounding?.push("CAP_TEST"); }, /^berth-oci: process\.capabilities\.bounding\[\d+\]: unknown capability "CAP_TEST"\n$/],
+      ["ociVersion major", (s) => { s.ociVersion = "2.0.0"; }, /ociVersion/],
+      ["unknown rlimit", (s) => { if (s.process) s.process.rlimits = [{ type: "RLIMIT_BOGUS", soft: 1, hard: 1 }]; }, /process\.rlimits\[0\]\.type/],
+      ["relative cwd", (s) => { if (s.process) s.process.cwd = "tmp"; }, /process\.cwd/],
+      ["unknown namespace", (s) => { s.linux?.namespaces?.push({ type: "bogus" as never }); }, /linux\.namespaces\[\d+\]/],
+      ["namespace path of the wrong type", (s) => {
+        const ns = s.linux?.namespaces?.find((n) => n.type === "network");
+        if (ns) ns.path = "/proc/self/ns/ipc";
+      }, /linux\.namespaces\[\d+\]\.path/],
+      ["mount without destination", (s) => { s.mounts?.push({ destination: "", type: "tmpfs", source: "tmpfs" }); }, /mounts\[\d+\]\.destination/],
+    ];
+    for (const [name, mutate, pattern] of cases) {
+      const b = bundle(mutate);
+      const r = oci(["create", "--bundle", b.dir, b.id], { out: b.out });
+      assert.equal(r.code, 1, `${name}: ${r.stderr}`);
+      assert.match(r.stderr, pattern, name);
+      assert.equal(r.stderr.trim().split("\n").length, 1, `${name}: one line`);
+      assertNothingLeft(b.id);
+    }
+    const notJson = join(work, "badjson");
+    mkdirSync(notJson);
+    writeFileSync(join(notJson, "config.json"), "{ \"ociVersion\": ");
+    const r = oci(["create", "--bundle", notJson, "badjson"]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /config\.json: invalid JSON/);
+  });
+
+  test("a hard rlimit above the runtime's own is refused, naming the limit", () => {
+    const b = bundle((s) => { if (s.process) s.process.rlimits = [{ type: "RLIMIT_NOFILE", soft: 1048576, hard: 1048576 }]; });
+    const hard = Number(spawnSync("sh", ["-c", "ulimit -Hn"], { encoding: "utf8" }).stdout.trim());
+    const r = oci(["create", "--bundle", b.dir, b.id], { out: b.out });
+    if (hard >= 1048576) return; // a host that allows it: nothing to refuse
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /setrlimit RLIMIT_NOFILE soft=1048576 hard=1048576: operation not permitted/);
+    assertNothingLeft(b.id);
+  });
+
+  test("lower rlimits, hostname, env, user and cwd are applied", () => {
+    const b = bundle((s) => {
+      s.hostname = "ocibox";
+      if (s.process) {
+        s.process.args = ["sh", "-c", "ulimit -n; hostname; echo $FOO; id -u; id -g; pwd"];
+        s.process.rlimits = [{ type: "RLIMIT_NOFILE", soft: 512, hard: 1024 }];
+        s.process.env = ["PATH=/bin", "FOO=bar"];
+        s.process.user = { uid: 1234, gid: 4321 };
+        s.process.cwd = "/tmp";
+      }
+    });
+    const r = oci(["run", "--bundle", b.dir, b.id]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n"), ["512", "ocibox", "bar", "1234", "4321", "/tmp"]);
+  });
+
+  test("seccomp from config.json is enforced; unknown syscall names are skipped", () => {
+    const b = bundle((s) => {
+      if (s.process) s.process.args = ["sh", "-c", "mkdir /tmp/x && echo made"];
+      s.root = { path: rootfs, readonly: false };
+      if (s.linux) {
+        s.linux.seccomp = {
+          defaultAction: "SCMP_ACT_ALLOW",
+          architectures: ["SCMP_ARCH_X86_64"],
+          syscalls: [{ names: ["mkdir", "mkdirat", "no_such_syscall_name"], action: "SCMP_ACT_ERRNO", errnoRet: 1 }],
+        };
+      }
+    });
+    const r = oci(["run", "--bundle", b.dir, b.id]);
+    assert.notEqual(r.code, 0);
+    assert.doesNotMatch(r.stdout, /made/);
+    assert.match(r.stdout + r.stderr, /Operation not permitted/);
+  });
+
+  test("hooks run in order with the state on stdin; a failing prestart hook fails create and leaves nothing", () => {
+    const log = join(work, "hooks.log");
+    const hook = join(work, "hook.sh");
+    writeFileSync(hook, `#!/bin/sh\necho "$1 $(cat)" >> ${log}\n`);
+    chmodSync(hook, 0o755);
+    const kinds = ["prestart", "createRuntime", "createContainer", "poststart", "poststop"] as const;
+    const b = bundle((s) => {
+      if (s.process) s.process.args = ["true"];
+      s.hooks = Object.fromEntries(kinds.map((k) => [k, [{ path: hook, args: ["hook.sh", k] }]]));
+    });
+    assert.equal(oci(["run", "--bundle", b.dir, b.id]).code, 0);
+    const lines = readFileSync(log, "utf8").trim().split("\n");
+    assert.deepEqual(lines.map((l) => l.split(" ")[0]), [...kinds]);
+    const created = JSON.parse(lines[0].slice(lines[0].indexOf(" ") + 1)) as { id: string; status: string; pid: number; bundle: string };
+    assert.equal(created.id, b.id);
+    assert.equal(created.status, "created");
+    assert.ok(created.pid > 0);
+    assert.equal(created.bundle, b.dir);
+
+    const failing = bundle((s) => { s.hooks = { prestart: [{ path: "/bin/false" }] }; });
+    const r = oci(["create", "--bundle", failing.dir, failing.id], { out: failing.out });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /hooks\.prestart\[0\]/);
+    assertNothingLeft(failing.id);
+  });
+
+  test("--console-socket receives the pty master; the process has a terminal", () => {
+    const sock = join(work, "console.sock");
+    const b = bundle((s) => { if (s.process) { s.process.terminal = true; s.process.args = ["sh", "-c", "tty; sleep 1000"]; } });
+    // A small receiver: accept one connection, take the fd (SCM_RIGHTS), read what the container prints.
+    const receiver = `
+import socket, os, sys, array
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.bind(${JSON.stringify(sock)}); s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept()
+msg, fds, _, _ = socket.recv_fds(c, 1024, 1)
+out = b""
+while b"/dev/pts" not in out: out += os.read(fds[0], 1024)
+print(out.decode().strip(), flush=True)
+`;
+    const py = spawnSync("sh", ["-c", `python3 -c '${receiver.replace(/'/g, "'\\''")}' & sleep 0.5; ${OCI} --root ${root} create --bundle ${b.dir} --console-socket ${sock} ${b.id} && ${OCI} --root ${root} start ${b.id}; wait`], { encoding: "utf8", timeout: 20_000 });
+    assert.match(py.stdout, /\/dev\/pts\/0/, py.stderr);
+    oci(["delete", "--force", b.id]);
+    assertNothingLeft(b.id);
+  });
+
+  test("--preserve-fds passes extra fds; every other fd is closed", () => {
+    const b = bundle((s) => { if (s.process) s.process.args = ["sh", "-c", "ls /proc/self/fd"]; });
+    const r = spawnSync("sh", ["-c", `exec 3</etc/hostname 4</etc/hostname; ${OCI} --root ${root} run --preserve-fds 1 --bundle ${b.dir} ${b.id}`], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    // 0 1 2, the preserved 3, and ls's own directory fd
+    assert.deepEqual(r.stdout.trim().split(/\s+/).map(Number).sort(), [0, 1, 2, 3, 4].sort());
+  });
+
+  test("runc CVE-2024-21626: a cwd through a leaked fd can't reach the host", () => {
+    for (let fd = 3; fd <= 9; fd++) {
+      const b = bundle((s) => { if (s.process) { s.process.cwd = `/proc/self/fd/${fd}`; s.process.args = ["sh", "-c", "pwd; ls .. | head -3"]; } });
+      const r = oci(["run", "--bundle", b.dir, b.id]);
+      if (r.code === 0) {
+        // Only acceptable if the cwd really is inside the container.
+        assert.doesNotMatch(r.stdout, /^\(unreachable\)|berth|\/run\/|\/sys\/fs\/cgroup/m, `fd ${fd}: ${r.stdout}`);
+      }
+      assertNothingLeft(b.id);
+    }
+  });
+
+  test("runc CVE-2019-5736: the runtime's binary is a sealed copy nobody can write, invisible inside", async () => {
+    const b = bundle();
+    oci(["create", "--bundle", b.dir, b.id], { out: b.out });
+    oci(["start", b.id]);
+    // A foreground exec keeps a helper alive as the exec'd process's parent.
+    const exec = spawnSync("sh", ["-c", `${OCI} --root ${root} exec ${b.id} sh -c 'ls /proc | grep -c "^[0-9]"; sleep 1' & sleep 0.5; for p in $(pgrep -f berth-helper); do readlink /proc/$p/exe; (echo x > /proc/$p/exe) 2>&1 | head -1; done; wait`], { encoding: "utf8" });
+    assert.match(exec.stdout, /\/memfd:berth-helper/);
+    assert.doesNotMatch(exec.stdout, /^x$/m);
+    assert.match(exec.stdout, /(Text file busy|Operation not permitted|Permission denied)/);
+    // Inside: only the container's own processes (init, exec'd sh, ls, grep): no helper, no node.
+    const count = Number(exec.stdout.trim().split("\n")[0]);
+    assert.ok(count <= 4, `processes visible inside: ${count}`);
+    oci(["delete", "--force", b.id]);
+  });
+
+  test("features and spec", () => {
+    const f = JSON.parse(oci(["features"]).stdout) as { ociVersionMin: string; linux: { namespaces: string[]; seccomp: { enabled: boolean } } };
+    assert.equal(f.ociVersionMin, "1.0.0");
+    assert.ok(f.linux.namespaces.includes("pid"));
+    assert.equal(f.linux.seccomp.enabled, true);
+    const dir = join(work, "specdir");
+    mkdirSync(dir);
+    assert.equal(oci(["spec", "--bundle", dir]).code, 0);
+    const s = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Spec;
+    assert.equal(s.root?.path, "rootfs");
+    assert.equal(oci(["spec", "--bundle", dir]).code, 1, "refuses to overwrite");
+  });
+});
