@@ -13,7 +13,9 @@ import { encodePlan, type Op, type Plan } from "../core/plan.js";
 
 export function helperPath(): string {
   if (process.env.BERTH_HELPER) return process.env.BERTH_HELPER;
-  const path = fileURLToPath(new URL("../../../native/build/berth-helper", import.meta.url));
+  // From dist/src/runtime/ (tsc output) or dist/bundle/ (the one-file CLI bundles).
+  const candidates = ["../../../native/build/berth-helper", "../../native/build/berth-helper"].map((rel) => fileURLToPath(new URL(rel, import.meta.url)));
+  const path = candidates.find((p) => existsSync(p)) ?? candidates[0];
   if (!existsSync(path)) {
     throw new BerthError(`the native helper is missing (${path}): build it with \`npm run build\``);
   }
