@@ -15,6 +15,7 @@ import { newContainerId, startContainer } from "../runtime/container.js";
 import { readHostFacts } from "../runtime/host-facts.js";
 import { registerRegistryCommands } from "./registry.js";
 import { registerImageCommands, resolveRunImage } from "./images.js";
+import { registerEngineCommands } from "./engine.js";
 
 const DEFAULT_DATA_ROOT = "/var/lib/berth";
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -236,6 +237,7 @@ export function buildProgram(onExit: (code: number) => void): Command {
     });
   registerImageCommands(program);
   registerRegistryCommands(program, onExit);
+  registerEngineCommands(program, onExit);
   return program;
 }
 

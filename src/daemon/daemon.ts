@@ -1,0 +1,59 @@
+// `berth daemon`: the engine served on Unix sockets, with a pid file and a clean SIGTERM shutdown that
+// leaves containers running (a restarted daemon adopts them).
+
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { BerthError } from "../errors.js";
+import { listen } from "../api/server.js";
+import { DEFAULT_DATA_ROOT, DEFAULT_EXEC_ROOT, Engine } from "./engine.js";
+
+export interface DaemonOptions {
+  hosts: string[];
+  dataRoot?: string;
+  execRoot?: string;
+  pidFile?: string;
+}
+
+export const DEFAULT_SOCKET = "/run/berth/berth.sock";
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function runDaemon(o: DaemonOptions): Promise<{ engine: Engine; stop: () => Promise<void> }> {
+  if (process.getuid?.() !== 0) throw new BerthError("berth daemon must be run as root (it creates namespaces, mounts and cgroups)");
+  const dataRoot = o.dataRoot ?? DEFAULT_DATA_ROOT;
+  const execRoot = o.execRoot ?? DEFAULT_EXEC_ROOT;
+  const pidFile = o.pidFile ?? join(execRoot, "berth.pid");
+  mkdirSync(execRoot, { recursive: true, mode: 0o711 });
+  try {
+    const other = Number(readFileSync(pidFile, "utf8").trim());
+    if (other && other !== process.pid && pidAlive(other)) {
+      throw new BerthError(`another berth daemon (pid ${other}) is running with exec root ${execRoot}: stop it first or use another --exec-root`);
+    }
+  } catch (err) {
+    if (err instanceof BerthError) throw err;
+  }
+  writeFileSync(pidFile, `${process.pid}\n`);
+  const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} berth daemon: ${msg}\n`);
+  const engine = new Engine({ dataRoot, execRoot, log });
+  await engine.load();
+  const hosts = o.hosts.length > 0 ? o.hosts : [`unix://${DEFAULT_SOCKET}`];
+  const api = await listen(engine, hosts);
+  log(`API listening on ${hosts.join(", ")} (data root ${dataRoot}, exec root ${execRoot})`);
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      engine.shutdown();
+      await api.close();
+      rmSync(pidFile, { force: true });
+    })();
+    return stopping;
+  };
+  return { engine, stop };
+}

@@ -1,0 +1,1468 @@
+// The engine: containers with durable records (<data-root>/containers/<id>/config.json, atomic),
+// runtime state under <exec-root>, a per-container mutex, restart policies, health checks, logs,
+// attach, exec, volumes and events. Usable without HTTP; src/api/ serves it as the Docker Engine API.
+
+import { spawn, spawnSync } from "node:child_process";
+import { EventEmitter } from "node:events";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Readable, Writable } from "node:stream";
+import { cgroupPids, cgroupStats, destroyCgroup, freezeCgroup, oomKilled, thawCgroup, updateCgroup } from "../cgroups/index.js";
+import { buildRunSpec, mergeEnvEntries, runResources, type RunOptions } from "../core/run-spec.js";
+import type { Mount, Process, Resources, Spec } from "../oci/spec.js";
+import { readHostFacts } from "../runtime/host-facts.js";
+import { processStartTime } from "../runtime/launch.js";
+import { resolveUser } from "../core/users.js";
+import { DEFAULT_PATH } from "../core/defaults.js";
+import { EventBus } from "./events.js";
+import { containerMatches, type FilterableContainer, type Filters, validateContainerFilters } from "./filters.js";
+import { HealthMonitor } from "./health.js";
+import { ImageBackend, type ResolvedImage } from "./images.js";
+import { JsonLogWriter, type LogEntry, parseLogOpts, readLog, type ReadOptions } from "./jsonlog.js";
+import { nextBackoff, shouldRestart, validateRestartPolicy } from "./restart.js";
+import { adoptProcess, type ContainerProcess, createProcess, type ExecProcess, execProcess } from "./supervisor.js";
+import type { ContainerConfig, ContainerRecord, HostConfig, MountPoint } from "./types.js";
+import { badRequest, conflict, EngineError, humanDuration, KeyedMutex, NAME_PATTERN, newId, notFound, notModified, parseSignalArg, randomName, readJson, writeJsonAtomic, ZERO_TIME } from "./util.js";
+import { VolumeStore } from "./volumes.js";
+
+export const DEFAULT_DATA_ROOT = "/var/lib/berth";
+export const DEFAULT_EXEC_ROOT = "/run/berth";
+const TINI = ["/usr/bin/tini-static", "/usr/bin/tini"];
+
+export interface EngineOptions {
+  dataRoot?: string;
+  execRoot?: string;
+  log?: (msg: string) => void;
+}
+
+export interface CreateRequest {
+  name?: string;
+  config: Partial<ContainerConfig> & { Image: string };
+  hostConfig: Partial<HostConfig>;
+}
+
+/** What is live for a container whose process exists. */
+interface Live {
+  proc: ContainerProcess;
+  log: JsonLogWriter;
+  output: EventEmitter; // "data" (stream, chunk), "end"
+  exitDone: Promise<void>;
+  startedMs: number;
+}
+
+export interface ExecRecord {
+  ID: string;
+  ContainerID: string;
+  Running: boolean;
+  ExitCode: number | null;
+  Pid: number;
+  OpenStdin: boolean;
+  OpenStdout: boolean;
+  OpenStderr: boolean;
+  CanRemove: boolean;
+  DetachKeys: string;
+  ProcessConfig: { tty: boolean; entrypoint: string; arguments: string[]; privileged: boolean; user: string };
+  config: { Cmd: string[]; Env: string[]; WorkingDir: string; User: string; Tty: boolean; Privileged: boolean; AttachStdin: boolean; ConsoleSize?: [number, number] };
+  proc?: ExecProcess;
+  done?: Promise<void>;
+}
+
+export interface AttachStreams {
+  /** Output from the container: stream 1 stdout, 2 stderr (0 for raw tty output). */
+  onData: (stream: 1 | 2, chunk: Buffer) => void;
+  onEnd: () => void;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function stripBerth(r: ContainerRecord): Omit<ContainerRecord, "berth"> {
+  const { berth: _b, ...rest } = r;
+  return rest;
+}
+
+function emptyState(): ContainerRecord["State"] {
+  return { Status: "created", Running: false, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: 0, ExitCode: 0, Error: "", StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME };
+}
+
+export function defaultHostConfig(h: Partial<HostConfig>): HostConfig {
+  return {
+    Binds: h.Binds ?? null,
+    ContainerIDFile: h.ContainerIDFile ?? "",
+    LogConfig: { Type: h.LogConfig?.Type || "json-file", Config: h.LogConfig?.Config ?? {} },
+    NetworkMode: h.NetworkMode || "default",
+    PortBindings: h.PortBindings ?? {},
+    RestartPolicy: { Name: h.RestartPolicy?.Name ?? "no", MaximumRetryCount: h.RestartPolicy?.MaximumRetryCount ?? 0 },
+    AutoRemove: h.AutoRemove ?? false,
+    VolumeDriver: "",
+    VolumesFrom: null,
+    ConsoleSize: h.ConsoleSize ?? [0, 0],
+    CapAdd: h.CapAdd ?? null,
+    CapDrop: h.CapDrop ?? null,
+    Dns: [], DnsOptions: [], DnsSearch: [],
+    ExtraHosts: null, GroupAdd: null,
+    IpcMode: "private", Cgroup: "", Links: null, OomScoreAdj: 0, PidMode: "",
+    Privileged: h.Privileged ?? false,
+    PublishAllPorts: false,
+    ReadonlyRootfs: h.ReadonlyRootfs ?? false,
+    SecurityOpt: h.SecurityOpt ?? null,
+    Tmpfs: h.Tmpfs,
+    UTSMode: "", UsernsMode: "", ShmSize: 67108864, Runtime: "berth", Isolation: "",
+    CpuShares: h.CpuShares ?? 0,
+    Memory: h.Memory ?? 0,
+    NanoCpus: h.NanoCpus ?? 0,
+    CgroupParent: "", BlkioWeight: 0,
+    CpuPeriod: h.CpuPeriod ?? 0,
+    CpuQuota: h.CpuQuota ?? 0,
+    CpusetCpus: h.CpusetCpus ?? "",
+    CpusetMems: "",
+    MemoryReservation: h.MemoryReservation ?? 0,
+    MemorySwap: h.MemorySwap ?? 0,
+    MemorySwappiness: null,
+    OomKillDisable: null,
+    PidsLimit: h.PidsLimit ?? null,
+    Ulimits: null,
+    Mounts: h.Mounts,
+    Init: h.Init ?? null,
+  };
+}
+
+/** docker's Binds entry: "src:dst[:opts]". */
+export function parseBind(bind: string): { source: string; target: string; readOnly: boolean; named: boolean } {
+  const parts = bind.split(":");
+  if (parts.length < 2 || parts.length > 3) throw badRequest(`invalid volume specification: '${bind}'`);
+  const [source, target, mode = "rw"] = parts;
+  if (!target.startsWith("/")) throw badRequest(`invalid volume specification: '${bind}': mount path must be absolute`);
+  const opts = mode.split(",");
+  for (const o of opts) {
+    if (!["ro", "rw", "z", "Z", "private", "rprivate", "shared", "rshared", "slave", "rslave", "nocopy", "consistent", "cached", "delegated"].includes(o)) {
+      throw badRequest(`invalid volume specification: '${bind}': invalid mode: ${o}`);
+    }
+  }
+  return { source, target, readOnly: opts.includes("ro"), named: !source.startsWith("/") };
+}
+
+/** "size=64m,mode=1777" -> mount options. */
+export function tmpfsOptions(text: string): string[] {
+  const out = ["nosuid", "nodev", "noexec"];
+  for (const o of text.split(",").filter(Boolean)) {
+    if (o === "exec") out.splice(out.indexOf("noexec"), 1);
+    else if (o === "suid") out.splice(out.indexOf("nosuid"), 1);
+    else if (/^(size|mode|uid|gid|nr_inodes|nr_blocks)=/.test(o) || ["ro", "rw", "noexec", "nosuid", "nodev"].includes(o)) out.push(o);
+    else throw badRequest(`invalid tmpfs option "${o}"`);
+  }
+  return out;
+}
+
+function parseShortId(ref: string): boolean {
+  return /^[a-f0-9]{1,64}$/.test(ref);
+}
+
+export class Engine {
+  readonly dataRoot: string;
+  readonly execRoot: string;
+  readonly events = new EventBus();
+  readonly images: ImageBackend;
+  readonly volumes: VolumeStore;
+  readonly #records = new Map<string, ContainerRecord>();
+  readonly #names = new Map<string, string>(); // name (no slash) -> id
+  readonly #live = new Map<string, Live>();
+  readonly #mutex = new KeyedMutex();
+  readonly #waiters = new EventEmitter();
+  readonly #restartTimers = new Map<string, { timer: NodeJS.Timeout; backoff: number }>();
+  readonly #backoff = new Map<string, number>();
+  readonly #execs = new Map<string, ExecRecord>();
+  readonly #health: HealthMonitor;
+  readonly #log: (msg: string) => void;
+
+  log(msg: string): void {
+    this.#log(msg);
+  }
+  #shuttingDown = false;
+
+  constructor(o: EngineOptions = {}) {
+    this.dataRoot = o.dataRoot ?? DEFAULT_DATA_ROOT;
+    this.execRoot = o.execRoot ?? DEFAULT_EXEC_ROOT;
+    this.#log = o.log ?? (() => {});
+    mkdirSync(join(this.dataRoot, "containers"), { recursive: true, mode: 0o711 });
+    mkdirSync(join(this.execRoot, "containers"), { recursive: true, mode: 0o711 });
+    this.images = new ImageBackend(this.dataRoot);
+    this.volumes = new VolumeStore(this.dataRoot);
+    this.#waiters.setMaxListeners(0);
+    this.#health = new HealthMonitor(this);
+  }
+
+  // ---- records ----------------------------------------------------------------------------------
+
+  #dir(id: string) {
+    return join(this.dataRoot, "containers", id);
+  }
+
+  #save(r: ContainerRecord): void {
+    writeJsonAtomic(join(this.#dir(r.Id), "config.json"), r);
+  }
+
+  /** Resolves a name, full id or unique id prefix. */
+  lookup(ref: string): ContainerRecord {
+    const name = ref.startsWith("/") ? ref.slice(1) : ref;
+    const byName = this.#names.get(name);
+    if (byName) return this.#records.get(byName) as ContainerRecord;
+    const exact = this.#records.get(ref);
+    if (exact) return exact;
+    if (parseShortId(ref)) {
+      const hits = [...this.#records.keys()].filter((id) => id.startsWith(ref));
+      if (hits.length === 1) return this.#records.get(hits[0]) as ContainerRecord;
+      if (hits.length > 1) throw new EngineError(400, `multiple IDs found with provided prefix: ${ref}`);
+    }
+    throw notFound(`No such container: ${ref}`);
+  }
+
+  list(): ContainerRecord[] {
+    return [...this.#records.values()];
+  }
+
+  inspect(ref: string, size = false): Record<string, unknown> {
+    const r = this.lookup(ref);
+    const out: Record<string, unknown> = { ...stripBerth(r), State: { ...r.State }, ExecIDs: this.#execIdsOf(r.Id) };
+    if (size) Object.assign(out, this.#sizes(r));
+    return out;
+  }
+
+  #execIdsOf(id: string): string[] | null {
+    const ids = [...this.#execs.values()].filter((e) => e.ContainerID === id).map((e) => e.ID);
+    return ids.length ? ids : null;
+  }
+
+  #sizes(r: ContainerRecord): { SizeRw: number; SizeRootFs: number } {
+    const rw = duBytes(join(this.#dir(r.Id), "upper"));
+    let base = 0;
+    for (const d of r.berth.lowerDirs) base += duBytesCached(d);
+    return { SizeRw: rw, SizeRootFs: rw + base };
+  }
+
+  #attrs(r: ContainerRecord, extra: Record<string, string> = {}): Record<string, string> {
+    return { ...r.Config.Labels, image: r.Config.Image, name: r.Name.slice(1), ...extra };
+  }
+
+  #event(r: ContainerRecord, action: string, extra: Record<string, string> = {}) {
+    this.events.publish("container", action, r.Id, this.#attrs(r, extra));
+  }
+
+  // ---- start-up and shutdown --------------------------------------------------------------------
+
+  /** Loads records, cleans what a crash left, adopts running containers, applies restart policies. */
+  async load(): Promise<void> {
+    const root = join(this.dataRoot, "containers");
+    for (const name of readdirSync(root)) {
+      const dir = join(root, name);
+      if (name.startsWith(".")) { rmSync(dir, { recursive: true, force: true }); continue; }
+      const r = readJson<ContainerRecord>(join(dir, "config.json"));
+      if (!r) {
+        // A create cut short before its record was written: debris.
+        rmSync(dir, { recursive: true, force: true });
+        continue;
+      }
+      this.#records.set(r.Id, r);
+      this.#names.set(r.Name.slice(1), r.Id);
+    }
+    this.#unmountStale();
+    for (const r of this.#records.values()) {
+      try {
+        await this.#recover(r);
+      } catch (err) {
+        this.#log(`recovering container ${r.Id.slice(0, 12)}: ${(err as Error).message}`);
+      }
+    }
+    this.events.publish("daemon", "reload", "berth", {});
+  }
+
+  #unmountStale(): void {
+    const mntRoot = join(this.execRoot, "mnt");
+    let info = "";
+    try { info = readFileSync("/proc/self/mountinfo", "utf8"); } catch { return; }
+    const points = info.split("\n").map((l) => l.split(" ")[4]).filter((p) => p && p.startsWith(`${mntRoot}/`));
+    for (const p of points.sort().reverse()) umount(p);
+    rmSync(mntRoot, { recursive: true, force: true });
+  }
+
+  async #recover(r: ContainerRecord): Promise<void> {
+    const b = r.berth;
+    const alive = b.pid !== undefined && b.pidStart !== undefined && processStartTime(b.pid) === b.pidStart && !isZombie(b.pid);
+    const wasActive = r.State.Running || r.State.Restarting || r.State.Paused;
+    if (alive && r.State.Running && b.cgroup) {
+      // Still running (the daemon was away): adopt it. Output written meanwhile is not captured.
+      const proc = adoptProcess(b.pid as number, b.cgroup, b.pidStart as string, processStartTime);
+      this.#attachLive(r, proc, Date.parse(r.State.StartedAt) || Date.now());
+      this.#health.start(r);
+      return;
+    }
+    // Anything half-started or left over: kill it and remove its cgroup.
+    if (alive && b.pid) { try { process.kill(b.pid, "SIGKILL"); } catch { /* gone */ } }
+    if (b.cgroup) await destroyCgroup(b.cgroup).catch(() => undefined);
+    rmSync(join(this.execRoot, "containers", r.Id), { recursive: true, force: true });
+    b.cgroup = undefined;
+    b.pid = undefined;
+    b.pidStart = undefined;
+    if (wasActive) {
+      Object.assign(r.State, { Status: "exited", Running: false, Paused: false, Restarting: false, Pid: 0, ExitCode: r.State.Running ? 255 : r.State.ExitCode, FinishedAt: new Date().toISOString() });
+      if (r.State.Health) r.State.Health.Status = "unhealthy";
+    } else if (r.State.Status !== "created" && r.State.Status !== "exited" && r.State.Status !== "dead") {
+      r.State.Status = "exited";
+    }
+    this.#save(r);
+    if (r.HostConfig.AutoRemove && wasActive) {
+      await this.remove(r.Id, { force: true, volumes: true }).catch(() => undefined);
+      return;
+    }
+    const policy = r.HostConfig.RestartPolicy.Name;
+    if (wasActive && !b.manuallyStopped && (policy === "always" || policy === "unless-stopped" || (policy === "on-failure" && r.State.ExitCode !== 0))) {
+      await this.start(r.Id).catch((err) => this.#log(`restarting ${r.Id.slice(0, 12)}: ${(err as Error).message}`));
+    } else if (policy === "always" && !wasActive && !b.manuallyStopped && r.State.StartedAt !== ZERO_TIME) {
+      await this.start(r.Id).catch(() => undefined);
+    }
+  }
+
+  /** Daemon shutdown: containers keep running (live restore); timers and health checks stop. */
+  shutdown(): void {
+    this.#shuttingDown = true;
+    for (const t of this.#restartTimers.values()) clearTimeout(t.timer);
+    this.#health.stopAll();
+    for (const live of this.#live.values()) live.log.close();
+  }
+
+  // ---- create -----------------------------------------------------------------------------------
+
+  async create(req: CreateRequest): Promise<{ Id: string; Warnings: string[] }> {
+    const name = req.name ? req.name.replace(/^\//, "") : undefined;
+    if (req.name !== undefined && req.name !== "" && !NAME_PATTERN.test(req.name)) {
+      throw badRequest(`Invalid container name (${req.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    }
+    if (!req.config.Image) throw badRequest("config.Image: no image given");
+    const h = defaultHostConfig(req.hostConfig);
+    try {
+      validateRestartPolicy(h.RestartPolicy, h.AutoRemove);
+      parseLogOpts(h.LogConfig.Config);
+    } catch (err) {
+      throw badRequest((err as Error).message);
+    }
+    if (h.LogConfig.Type !== "json-file" && h.LogConfig.Type !== "none") throw badRequest(`logging driver "${h.LogConfig.Type}" is not supported (json-file, none)`);
+    const net = h.NetworkMode;
+    if (!["none", "host", "default", "bridge"].includes(net)) throw badRequest(`network ${net} not found: this version supports none and host`);
+    if (req.hostConfig.PortBindings && Object.keys(req.hostConfig.PortBindings).length > 0 && net !== "host") {
+      throw badRequest("port publishing is not supported yet (networking comes later): use --network host");
+    }
+    const image = await this.images.resolve(req.config.Image);
+    const id = newId();
+    const reserveName = name ?? randomName((n) => this.#names.has(n));
+    const holder = this.#names.get(reserveName);
+    if (holder) throw conflict(`Conflict. The container name "/${reserveName}" is already in use by container "${holder}". You have to remove (or rename) that container to be able to reuse that name.`);
+    this.#names.set(reserveName, id);
+    try {
+      const record = this.#buildRecord(id, reserveName, req, h, image);
+      const dir = this.#dir(id);
+      for (const d of ["", "upper", "work", "rootfs"]) mkdirSync(join(dir, d), { mode: 0o711 });
+      this.#prepareMounts(record, image);
+      writeFileSync(join(dir, "state.json"), JSON.stringify({ id, image: image.id }));
+      this.#save(record);
+      this.#records.set(id, record);
+    } catch (err) {
+      this.#names.delete(reserveName);
+      rmSync(this.#dir(id), { recursive: true, force: true });
+      throw err;
+    }
+    const r = this.#records.get(id) as ContainerRecord;
+    this.#event(r, "create");
+    return { Id: id, Warnings: [] };
+  }
+
+  #buildRecord(id: string, name: string, req: CreateRequest, h: HostConfig, image: ResolvedImage): ContainerRecord {
+    const c = req.config;
+    const ic = image.config;
+    const entrypoint = c.Entrypoint && c.Entrypoint.length > 0 ? c.Entrypoint : c.Entrypoint && c.Entrypoint.length === 0 ? null : (ic.Entrypoint ?? null);
+    const entrypointOverridden = c.Entrypoint !== undefined && c.Entrypoint !== null;
+    const cmd = c.Cmd && c.Cmd.length > 0 ? c.Cmd : entrypointOverridden ? null : (ic.Cmd ?? null);
+    const argv = [...(entrypoint ?? []), ...(cmd ?? [])];
+    if (argv.length === 0) throw badRequest("no command specified");
+    const healthcheck = c.Healthcheck || ic.Healthcheck ? { ...(ic.Healthcheck ?? {}), ...Object.fromEntries(Object.entries(c.Healthcheck ?? {}).filter(([, v]) => v !== undefined && v !== 0 && !(Array.isArray(v) && v.length === 0))) } : undefined;
+    const config: ContainerConfig = {
+      Hostname: c.Hostname || (h.NetworkMode === "host" ? readHostname() : id.slice(0, 12)),
+      Domainname: c.Domainname ?? "",
+      User: c.User || ic.User || "",
+      AttachStdin: c.AttachStdin ?? false,
+      AttachStdout: c.AttachStdout ?? false,
+      AttachStderr: c.AttachStderr ?? false,
+      ExposedPorts: c.ExposedPorts ?? ic.ExposedPorts,
+      Tty: c.Tty ?? false,
+      OpenStdin: c.OpenStdin ?? false,
+      StdinOnce: c.StdinOnce ?? false,
+      Env: mergeEnvEntries(ic.Env ?? [`PATH=${DEFAULT_PATH}`], c.Env ?? []),
+      Cmd: cmd,
+      Healthcheck: healthcheck,
+      Image: c.Image,
+      Volumes: { ...(ic.Volumes ?? {}), ...(c.Volumes ?? {}) },
+      WorkingDir: c.WorkingDir || ic.WorkingDir || "",
+      Entrypoint: entrypoint,
+      OnBuild: null,
+      Labels: { ...(ic.Labels ?? {}), ...(c.Labels ?? {}) },
+      StopSignal: c.StopSignal || ic.StopSignal,
+      StopTimeout: c.StopTimeout,
+    };
+    if (config.Volumes && Object.keys(config.Volumes).length === 0) config.Volumes = null;
+    if (config.WorkingDir && !config.WorkingDir.startsWith("/")) throw badRequest(`the working directory '${config.WorkingDir}' is invalid, it needs to be an absolute path`);
+    const stopSignal = config.StopSignal || "SIGTERM";
+    parseSignalArg(stopSignal);
+    const dir = this.#dir(id);
+    return {
+      Id: id,
+      Created: new Date().toISOString(),
+      Path: argv[0],
+      Args: argv.slice(1),
+      State: emptyState(),
+      Image: image.id,
+      ResolvConfPath: "",
+      HostnamePath: "",
+      HostsPath: "",
+      LogPath: h.LogConfig.Type === "none" ? "" : join(dir, `${id}-json.log`),
+      Name: `/${name}`,
+      RestartCount: 0,
+      Driver: "overlay2",
+      Platform: "linux",
+      MountLabel: "",
+      ProcessLabel: "",
+      AppArmorProfile: "",
+      ExecIDs: null,
+      HostConfig: h,
+      GraphDriver: { Name: "overlay2", Data: { LowerDir: image.lowerDirs.join(":"), UpperDir: join(dir, "upper"), WorkDir: join(dir, "work"), MergedDir: join(dir, "rootfs") } },
+      Mounts: [],
+      Config: config,
+      NetworkSettings: networkSettings(h.NetworkMode),
+      berth: { lowerDirs: image.lowerDirs, imageName: image.name, manuallyStopped: false, anonVolumes: [], tmpfs: [], stopSignal },
+    };
+  }
+
+  /** Resolves -v, --mount, --tmpfs and image VOLUMEs into Mounts; creates and populates volumes. */
+  #prepareMounts(r: ContainerRecord, image: ResolvedImage): void {
+    const mounts: MountPoint[] = [];
+    const targets = new Set<string>();
+    const add = (m: MountPoint) => {
+      if (targets.has(m.Destination)) throw badRequest(`Duplicate mount point: ${m.Destination}`);
+      targets.add(m.Destination);
+      mounts.push(m);
+    };
+    const useVolume = (name: string | undefined, target: string, readOnly: boolean, anonymous: boolean, noCopy = false) => {
+      const { volume, created } = this.volumes.create(name, { anonymous });
+      if (created && anonymous) r.berth.anonVolumes.push(volume.Name);
+      if (!volume.populated && !noCopy) {
+        copyUp(image.lowerDirs, target, volume.Mountpoint);
+        this.volumes.markPopulated(volume.Name);
+      }
+      add({ Type: "volume", Name: volume.Name, Source: volume.Mountpoint, Destination: target, Driver: "local", Mode: readOnly ? "ro" : "z", RW: !readOnly, Propagation: "" });
+      if (created) this.events.publish("volume", "create", volume.Name, { driver: "local" });
+    };
+    for (const bind of r.HostConfig.Binds ?? []) {
+      const b = parseBind(bind);
+      if (b.named) {
+        useVolume(b.source, b.target, b.readOnly, false, bind.includes("nocopy"));
+      } else {
+        if (!existsSync(b.source)) mkdirSync(b.source, { recursive: true });
+        add({ Type: "bind", Source: b.source, Destination: b.target, Mode: bind.split(":")[2] ?? "", RW: !b.readOnly, Propagation: "rprivate" });
+      }
+    }
+    for (const m of r.HostConfig.Mounts ?? []) {
+      if (!m.Target?.startsWith("/")) throw badRequest(`invalid mount config: mount path must be absolute: ${m.Target}`);
+      if (m.Type === "bind") {
+        if (!m.Source?.startsWith("/")) throw badRequest("invalid mount config for type \"bind\": invalid mount path: source must be absolute");
+        if (!existsSync(m.Source)) throw badRequest(`invalid mount config for type "bind": bind source path does not exist: ${m.Source}`);
+        add({ Type: "bind", Source: m.Source, Destination: m.Target, Mode: "", RW: !m.ReadOnly, Propagation: m.BindOptions?.Propagation ?? "rprivate" });
+      } else if (m.Type === "volume") {
+        useVolume(m.Source || undefined, m.Target, Boolean(m.ReadOnly), !m.Source, m.VolumeOptions?.NoCopy);
+      } else if (m.Type === "tmpfs") {
+        const opts = ["nosuid", "nodev", "noexec"];
+        if (m.TmpfsOptions?.SizeBytes) opts.push(`size=${m.TmpfsOptions.SizeBytes}`);
+        if (m.TmpfsOptions?.Mode) opts.push(`mode=${m.TmpfsOptions.Mode.toString(8)}`);
+        if (m.ReadOnly) opts.push("ro");
+        r.berth.tmpfs.push({ target: m.Target, options: opts });
+        add({ Type: "tmpfs", Source: "", Destination: m.Target, Mode: "", RW: !m.ReadOnly, Propagation: "" });
+      } else {
+        throw badRequest(`invalid mount config: mount type unknown: "${(m as { Type: string }).Type}"`);
+      }
+    }
+    for (const [target, options] of Object.entries(r.HostConfig.Tmpfs ?? {})) {
+      if (!target.startsWith("/")) throw badRequest(`invalid tmpfs mount path ${target}: it must be absolute`);
+      if (targets.has(target)) throw badRequest(`Duplicate mount point: ${target}`);
+      targets.add(target);
+      r.berth.tmpfs.push({ target, options: tmpfsOptions(options) });
+    }
+    for (const target of Object.keys(r.Config.Volumes ?? {})) {
+      if (targets.has(target)) continue;
+      useVolume(undefined, target, false, true);
+    }
+    r.Mounts = mounts;
+  }
+
+  // ---- start ------------------------------------------------------------------------------------
+
+  start(ref: string): Promise<void> {
+    const r0 = this.lookup(ref);
+    return this.#mutex.run(r0.Id, () => this.#start(this.lookup(r0.Id), false));
+  }
+
+  #spec(r: ContainerRecord): Spec {
+    const h = r.HostConfig;
+    const c = r.Config;
+    const lowerDirs = r.berth.lowerDirs;
+    const read = (p: string) => {
+      for (const d of lowerDirs) { try { return readFileSync(join(d, p), "utf8"); } catch { /* next */ } }
+      return undefined;
+    };
+    let args = [r.Path, ...r.Args];
+    const seccompOff = (h.SecurityOpt ?? []).some((o) => /^seccomp[=:]unconfined$/.test(o));
+    const init = h.Init === true;
+    const binds: RunOptions["binds"] = r.Mounts.filter((m) => m.Type !== "tmpfs").map((m) => ({ source: m.Source, destination: m.Destination, readOnly: !m.RW }));
+    if (init) {
+      const tini = TINI.find((p) => existsSync(p));
+      if (!tini) throw new EngineError(500, "--init needs tini: install the tini package");
+      binds.push({ source: tini, destination: "/sbin/docker-init", readOnly: true });
+      args = ["/sbin/docker-init", "--", ...args];
+    }
+    const net = h.NetworkMode === "host" ? "host" : "none";
+    const cpus = h.NanoCpus ? h.NanoCpus / 1e9 : h.CpuQuota > 0 ? h.CpuQuota / (h.CpuPeriod || 100_000) : undefined;
+    const opts: RunOptions = {
+      rootfs: join(this.#dir(r.Id), "rootfs"),
+      command: args,
+      env: c.Env,
+      workdir: c.WorkingDir || undefined,
+      user: c.User || undefined,
+      hostname: net === "host" ? undefined : c.Hostname,
+      tty: c.Tty,
+      consoleSize: c.Tty && h.ConsoleSize[0] > 0 ? { rows: h.ConsoleSize[0], cols: h.ConsoleSize[1] } : undefined,
+      network: net,
+      readOnly: h.ReadonlyRootfs,
+      memory: h.Memory > 0 ? h.Memory : undefined,
+      memorySwap: h.MemorySwap !== 0 && h.Memory > 0 ? h.MemorySwap : undefined,
+      cpus,
+      cpuShares: h.CpuShares > 0 ? h.CpuShares : undefined,
+      cpusetCpus: h.CpusetCpus || undefined,
+      pidsLimit: h.PidsLimit !== null && h.PidsLimit !== 0 ? h.PidsLimit : undefined,
+      privileged: h.Privileged,
+      capAdd: h.CapAdd ?? [],
+      capDrop: h.CapDrop ?? [],
+      binds,
+      seccomp: !seccompOff,
+    };
+    let spec: Spec;
+    try {
+      spec = buildRunSpec(opts, { id: r.Id, passwd: read("etc/passwd"), group: read("etc/group"), runtimeCapabilities: readHostFacts().runtimeCapabilities });
+    } catch (err) {
+      throw badRequest((err as Error).message);
+    }
+    const tmpfs: Mount[] = r.berth.tmpfs.map((t) => ({ destination: t.target, type: "tmpfs", source: "tmpfs", options: t.options }));
+    spec.mounts = [...(spec.mounts ?? []), ...tmpfs];
+    if (c.Tty && spec.process) spec.process.terminal = true;
+    return spec;
+  }
+
+  async #start(r: ContainerRecord, isRestart: boolean): Promise<void> {
+    if (r.State.Status === "removing") throw conflict(`container ${r.Id.slice(0, 12)} is being removed`);
+    if (r.State.Running) {
+      if (r.State.Paused) throw conflict(`cannot start a paused container, try unpause instead`);
+      if (!isRestart) throw notModified("container already started");
+      return;
+    }
+    const pending = this.#restartTimers.get(r.Id);
+    if (pending) { clearTimeout(pending.timer); this.#restartTimers.delete(r.Id); }
+    const spec = this.#spec(r);
+    const stateDir = join(this.execRoot, "containers", r.Id);
+    rmSync(stateDir, { recursive: true, force: true });
+    mkdirSync(stateDir, { recursive: true, mode: 0o711 });
+    const dir = this.#dir(r.Id);
+    // A fresh work dir each time (overlay refuses a work dir another mount left busy).
+    rmSync(join(dir, "work"), { recursive: true, force: true });
+    mkdirSync(join(dir, "work"), { mode: 0o711 });
+    r.berth.manuallyStopped = false;
+    let proc: ContainerProcess;
+    try {
+      proc = await createProcess({
+        id: r.Id,
+        spec,
+        rootfs: join(dir, "rootfs"),
+        lowerDirs: r.berth.lowerDirs,
+        upper: join(dir, "upper"),
+        work: join(dir, "work"),
+        execFifo: join(stateDir, "exec.fifo"),
+        openStdin: r.Config.OpenStdin,
+        onCgroup: (cg) => { r.berth.cgroup = cg; this.#save(r); },
+        onPid: async (pid) => { r.berth.pid = pid; r.berth.pidStart = processStartTime(pid); this.#save(r); },
+      });
+    } catch (err) {
+      r.berth.cgroup = undefined;
+      r.berth.pid = undefined;
+      const msg = (err as Error).message;
+      Object.assign(r.State, { Error: msg, ExitCode: (err as { exitCode?: number }).exitCode === 127 ? 127 : (err as { exitCode?: number }).exitCode === 126 ? 126 : 128 });
+      if (r.State.Status !== "created") r.State.Status = "exited";
+      this.#save(r);
+      const code = (err as { exitCode?: number }).exitCode;
+      throw new EngineError(code === 126 || code === 127 ? 400 : 500, `failed to create task for container: ${msg}`);
+    }
+    r.berth.cgroup = proc.cgroup;
+    const live = this.#attachLive(r, proc, Date.now());
+    try {
+      await proc.start();
+    } catch (err) {
+      proc.signal(9);
+      await live.exitDone;
+      throw new EngineError(500, `failed to start container: ${(err as Error).message}`);
+    }
+    Object.assign(r.State, { Status: "running", Running: true, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: proc.pid, ExitCode: 0, Error: "", StartedAt: new Date().toISOString() });
+    if (r.Config.Healthcheck && r.Config.Healthcheck.Test?.[0] !== "NONE" && (r.Config.Healthcheck.Test?.length ?? 0) > 0) {
+      r.State.Health = { Status: "starting", FailingStreak: 0, Log: r.State.Health?.Log ?? [] };
+    } else {
+      delete r.State.Health;
+    }
+    this.#save(r);
+    this.#event(r, isRestart ? "start" : "start");
+    this.#health.start(r);
+  }
+
+  /** Wires a process's output to the log and attach listeners, and its exit to handleExit. */
+  #attachLive(r: ContainerRecord, proc: ContainerProcess, startedMs: number): Live {
+    const log = new JsonLogWriter(r.LogPath || "/dev/null", r.LogPath ? parseLogOpts(r.HostConfig.LogConfig.Config) : {});
+    const output = new EventEmitter();
+    output.setMaxListeners(0);
+    const pump = (stream: Readable | null, name: "stdout" | "stderr", n: 1 | 2) => {
+      if (!stream) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        stream.on("data", (chunk: Buffer) => {
+          if (r.LogPath) log.write(name, chunk);
+          output.emit("data", r.Config.Tty ? 1 : n, chunk);
+        });
+        stream.on("end", resolve);
+        stream.on("close", resolve);
+        stream.on("error", () => resolve());
+      });
+    };
+    const drained = Promise.all([pump(proc.stdout, "stdout", 1), pump(proc.stderr, "stderr", 2)]);
+    let resolveDone!: () => void;
+    const exitDone = new Promise<void>((res) => { resolveDone = res; });
+    const live: Live = { proc, log, output, exitDone, startedMs };
+    this.#live.set(r.Id, live);
+    this.#waiters.emit(`live:${r.Id}`, live);
+    void proc.exited.then(
+      async (st) => {
+        await Promise.race([drained, sleep(2000)]);
+        await this.#handleExit(r, live, st.signal ? 128 + st.signal : st.exitCode);
+      },
+      async (err: Error) => {
+        await this.#handleExit(r, live, 128, err.message);
+      },
+    ).finally(resolveDone);
+    return live;
+  }
+
+  async #handleExit(r: ContainerRecord, live: Live, code: number, error = ""): Promise<void> {
+    if (this.#shuttingDown) return;
+    this.#health.stop(r.Id);
+    live.log.close();
+    const oom = r.berth.cgroup ? oomKilled(r.berth.cgroup) : false;
+    if (r.berth.cgroup) await destroyCgroup(r.berth.cgroup).catch(() => undefined);
+    this.#live.delete(r.Id);
+    rmSync(join(this.execRoot, "containers", r.Id), { recursive: true, force: true });
+    r.berth.cgroup = undefined;
+    r.berth.pid = undefined;
+    r.berth.pidStart = undefined;
+    const exitCode = oom && code === 137 ? 137 : code;
+    Object.assign(r.State, { Status: "exited", Running: false, Paused: false, Restarting: false, OOMKilled: oom, Pid: 0, ExitCode: exitCode, Error: error, FinishedAt: new Date().toISOString() });
+    if (r.State.Health) r.State.Health.Status = "unhealthy";
+    if (!this.#records.has(r.Id)) return;
+    this.#save(r);
+    live.output.emit("end");
+    if (oom) this.#event(r, "oom");
+    this.#event(r, "die", { exitCode: String(exitCode) });
+    this.#waiters.emit(`exit:${r.Id}`, exitCode);
+    const ranFor = Date.now() - live.startedMs;
+    if (r.HostConfig.AutoRemove) {
+      void this.remove(r.Id, { force: true, volumes: true }).catch(() => undefined);
+      return;
+    }
+    if (shouldRestart({ policy: r.HostConfig.RestartPolicy, exitCode, manuallyStopped: r.berth.manuallyStopped, restartCount: r.RestartCount })) {
+      const delay = nextBackoff(this.#backoff.get(r.Id) ?? 0, ranFor);
+      this.#backoff.set(r.Id, delay);
+      r.State.Restarting = true;
+      r.State.Status = "restarting";
+      this.#save(r);
+      const timer = setTimeout(() => {
+        this.#restartTimers.delete(r.Id);
+        void this.#mutex.run(r.Id, async () => {
+          if (!this.#records.has(r.Id) || !r.State.Restarting || r.berth.manuallyStopped) return;
+          r.RestartCount++;
+          try {
+            await this.#start(r, true);
+          } catch (err) {
+            Object.assign(r.State, { Restarting: false, Status: "exited", Error: (err as Error).message });
+            this.#save(r);
+          }
+        });
+      }, delay);
+      this.#restartTimers.set(r.Id, { timer, backoff: delay });
+    } else if (ranFor >= 10_000) {
+      this.#backoff.delete(r.Id);
+    }
+  }
+
+  // ---- stop, kill, restart, wait ----------------------------------------------------------------
+
+  stop(ref: string, timeoutSec?: number, signal?: string): Promise<void> {
+    const r0 = this.lookup(ref);
+    return this.#mutex.run(r0.Id, () => this.#stop(this.lookup(r0.Id), timeoutSec, signal));
+  }
+
+  async #stop(r: ContainerRecord, timeoutSec?: number, signal?: string): Promise<void> {
+    r.berth.manuallyStopped = true;
+    const pending = this.#restartTimers.get(r.Id);
+    if (pending) {
+      clearTimeout(pending.timer);
+      this.#restartTimers.delete(r.Id);
+      Object.assign(r.State, { Restarting: false, Status: "exited" });
+      this.#save(r);
+      return;
+    }
+    const live = this.#live.get(r.Id);
+    if (!live || !r.State.Running) {
+      this.#save(r);
+      throw notModified("container already stopped");
+    }
+    this.#save(r);
+    if (r.State.Paused && r.berth.cgroup) {
+      await thawCgroup(r.berth.cgroup).catch(() => undefined);
+      r.State.Paused = false;
+    }
+    const sig = parseSignalArg(signal ?? r.berth.stopSignal, "SIGTERM");
+    const t = timeoutSec ?? r.Config.StopTimeout ?? 10;
+    live.proc.signal(sig);
+    this.#event(r, "kill", { signal: String(sig) });
+    const exited = await Promise.race([live.exitDone.then(() => true), sleep(t < 0 ? 2 ** 30 : t * 1000).then(() => false)]);
+    if (!exited) {
+      live.proc.signal(9);
+      this.#event(r, "kill", { signal: "9" });
+      if (r.berth.cgroup) for (const pid of cgroupPids(r.berth.cgroup)) { try { process.kill(pid, 9); } catch { /* gone */ } }
+      await live.exitDone;
+    }
+    this.#event(r, "stop");
+  }
+
+  kill(ref: string, signal?: string): Promise<void> {
+    const r0 = this.lookup(ref);
+    const sig = parseSignalArg(signal, "SIGKILL");
+    return this.#mutex.run(r0.Id, async () => {
+      const r = this.lookup(r0.Id);
+      const live = this.#live.get(r.Id);
+      if (!live || !r.State.Running) throw conflict(`Cannot kill container: ${ref}: container ${r.Id} is not running`);
+      if (sig === 9 || sig === 15 || sig === 2) { r.berth.manuallyStopped = true; this.#save(r); }
+      if (r.State.Paused && sig === 9 && r.berth.cgroup) await thawCgroup(r.berth.cgroup).catch(() => undefined);
+      live.proc.signal(sig);
+      this.#event(r, "kill", { signal: String(sig) });
+      if (sig === 9) await Promise.race([live.exitDone, sleep(5000)]);
+    });
+  }
+
+  restart(ref: string, timeoutSec?: number, signal?: string): Promise<void> {
+    const r0 = this.lookup(ref);
+    return this.#mutex.run(r0.Id, async () => {
+      const r = this.lookup(r0.Id);
+      if (r.State.Running) await this.#stop(r, timeoutSec, signal).catch((e) => { if (!(e instanceof EngineError && e.status === 304)) throw e; });
+      await this.#start(r, false);
+      this.#event(r, "restart");
+    });
+  }
+
+  /** docker wait: resolves with the exit code once the condition holds. */
+  async wait(ref: string, condition = "not-running", signal?: AbortSignal): Promise<{ StatusCode: number; Error?: { Message: string } | null }> {
+    const r = this.lookup(ref);
+    if (!["not-running", "next-exit", "removed", ""].includes(condition)) throw badRequest(`invalid condition: "${condition}"`);
+    if ((condition === "not-running" || condition === "") && !r.State.Running && !r.State.Restarting) return { StatusCode: r.State.ExitCode, Error: null };
+    return new Promise((resolve, reject) => {
+      const ev = condition === "removed" ? `removed:${r.Id}` : `exit:${r.Id}`;
+      const onEv = (code: number) => {
+        cleanup();
+        resolve({ StatusCode: code ?? r.State.ExitCode, Error: null });
+      };
+      const onAbort = () => { cleanup(); reject(new Error("aborted")); };
+      const cleanup = () => { this.#waiters.off(ev, onEv); signal?.removeEventListener("abort", onAbort); };
+      this.#waiters.on(ev, onEv);
+      signal?.addEventListener("abort", onAbort);
+    });
+  }
+
+  // ---- remove, rename, pause, update --------------------------------------------------------------
+
+  remove(ref: string, o: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
+    const r0 = this.lookup(ref);
+    return this.#mutex.run(r0.Id, async () => {
+      const r = this.#records.get(r0.Id);
+      if (!r) return;
+      if (r.State.Status === "removing") throw conflict(`removal of container ${r.Id.slice(0, 12)} is already in progress`);
+      if ((r.State.Running || r.State.Restarting) && !o.force) {
+        throw conflict(`cannot remove container "${r.Name}": container is ${r.State.Paused ? "paused" : r.State.Restarting ? "restarting" : "running"}: stop the container before removing or force remove`);
+      }
+      r.berth.manuallyStopped = true;
+      const pending = this.#restartTimers.get(r.Id);
+      if (pending) { clearTimeout(pending.timer); this.#restartTimers.delete(r.Id); }
+      const live = this.#live.get(r.Id);
+      if (live) {
+        if (r.State.Paused && r.berth.cgroup) await thawCgroup(r.berth.cgroup).catch(() => undefined);
+        live.proc.signal(9);
+        if (r.berth.cgroup) for (const pid of cgroupPids(r.berth.cgroup)) { try { process.kill(pid, 9); } catch { /* gone */ } }
+        await live.exitDone;
+      }
+      r.State.Status = "removing";
+      this.#save(r);
+      for (const e of [...this.#execs.values()]) if (e.ContainerID === r.Id) this.#execs.delete(e.ID);
+      // Rename away first: a crash mid-delete leaves a trash dir that load() removes, never half a record.
+      const trash = join(this.dataRoot, "containers", `.trash-${r.Id}`);
+      const { renameSync } = await import("node:fs");
+      renameSync(this.#dir(r.Id), trash);
+      this.#records.delete(r.Id);
+      if (this.#names.get(r.Name.slice(1)) === r.Id) this.#names.delete(r.Name.slice(1));
+      rmSync(trash, { recursive: true, force: true });
+      rmSync(join(this.execRoot, "containers", r.Id), { recursive: true, force: true });
+      if (o.volumes) {
+        for (const v of r.berth.anonVolumes) {
+          if (this.volumeUsers(v).length === 0) {
+            try { this.volumes.remove(v, []); this.events.publish("volume", "destroy", v, { driver: "local" }); } catch { /* gone */ }
+          }
+        }
+      }
+      this.#event(r, "destroy");
+      this.#waiters.emit(`removed:${r.Id}`, r.State.ExitCode);
+      this.#waiters.emit(`exit:${r.Id}`, r.State.ExitCode);
+    });
+  }
+
+  rename(ref: string, newName: string): Promise<void> {
+    const r0 = this.lookup(ref);
+    if (!newName || !NAME_PATTERN.test(newName)) throw badRequest(`Invalid container name (${newName}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    const name = newName.replace(/^\//, "");
+    return this.#mutex.run(r0.Id, async () => {
+      const r = this.lookup(r0.Id);
+      const old = r.Name.slice(1);
+      if (old === name) throw badRequest(`Renaming a container with the same name as its current name`);
+      const holder = this.#names.get(name);
+      if (holder) throw conflict(`Conflict. The container name "/${name}" is already in use by container "${holder}". You have to remove (or rename) that container to be able to reuse that name.`);
+      this.#names.set(name, r.Id);
+      this.#names.delete(old);
+      r.Name = `/${name}`;
+      this.#save(r);
+      this.#event(r, "rename", { oldName: `/${old}` });
+    });
+  }
+
+  pause(ref: string): Promise<void> {
+    const r0 = this.lookup(ref);
+    return this.#mutex.run(r0.Id, async () => {
+      const r = this.lookup(r0.Id);
+      if (!r.State.Running || !r.berth.cgroup) throw conflict(`Container ${r.Id} is not running`);
+      if (r.State.Paused) throw conflict(`Container ${r.Id} is already paused`);
+      await freezeCgroup(r.berth.cgroup);
+      Object.assign(r.State, { Paused: true, Status: "paused" });
+      this.#save(r);
+      this.#event(r, "pause");
+    });
+  }
+
+  unpause(ref: string): Promise<void> {
+    const r0 = this.lookup(ref);
+    return this.#mutex.run(r0.Id, async () => {
+      const r = this.lookup(r0.Id);
+      if (!r.State.Paused || !r.berth.cgroup) throw conflict(`Container ${r.Id} is not paused`);
+      await thawCgroup(r.berth.cgroup);
+      Object.assign(r.State, { Paused: false, Status: "running" });
+      this.#save(r);
+      this.#event(r, "unpause");
+    });
+  }
+
+  update(ref: string, u: Partial<HostConfig>): Promise<{ Warnings: string[] }> {
+    const r0 = this.lookup(ref);
+    return this.#mutex.run(r0.Id, async () => {
+      const r = this.lookup(r0.Id);
+      const h = r.HostConfig;
+      const next: HostConfig = { ...h };
+      for (const k of ["Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpusetCpus", "CpuQuota", "CpuPeriod", "PidsLimit", "MemoryReservation"] as const) {
+        if (u[k] !== undefined && u[k] !== null && !(k !== "PidsLimit" && u[k] === 0 && k !== "CpuShares")) (next as unknown as Record<string, unknown>)[k] = u[k];
+      }
+      if (u.RestartPolicy && u.RestartPolicy.Name) {
+        try { validateRestartPolicy(u.RestartPolicy, h.AutoRemove); } catch (err) { throw badRequest((err as Error).message); }
+        next.RestartPolicy = u.RestartPolicy;
+      }
+      if (next.NanoCpus && (next.CpuQuota || next.CpuPeriod) && (u.NanoCpus || u.CpuQuota)) {
+        if (u.NanoCpus) { next.CpuQuota = 0; next.CpuPeriod = 0; } else next.NanoCpus = 0;
+      }
+      let res: Resources;
+      try {
+        const cpus = next.NanoCpus ? next.NanoCpus / 1e9 : next.CpuQuota > 0 ? next.CpuQuota / (next.CpuPeriod || 100_000) : undefined;
+        res = runResources({
+          rootfs: "", command: [],
+          memory: next.Memory > 0 ? next.Memory : undefined,
+          memorySwap: next.MemorySwap !== 0 && next.Memory > 0 ? next.MemorySwap : undefined,
+          cpus, cpuShares: next.CpuShares > 0 ? next.CpuShares : undefined,
+          cpusetCpus: next.CpusetCpus || undefined,
+          pidsLimit: next.PidsLimit !== null && next.PidsLimit !== 0 ? next.PidsLimit : undefined,
+        });
+      } catch (err) {
+        throw badRequest((err as Error).message);
+      }
+      delete res.devices;
+      if (r.State.Running && r.berth.cgroup) {
+        try { updateCgroup(r.berth.cgroup, res); } catch (err) { throw new EngineError(500, `Cannot update container ${r.Id}: ${(err as Error).message}`); }
+      }
+      r.HostConfig = next;
+      this.#save(r);
+      this.#event(r, "update");
+      return { Warnings: [] };
+    });
+  }
+
+  // ---- list -------------------------------------------------------------------------------------
+
+  #filterable(r: ContainerRecord): FilterableContainer {
+    return {
+      id: r.Id,
+      name: r.Name.slice(1),
+      labels: r.Config.Labels,
+      status: r.State.Status,
+      exitCode: r.State.ExitCode,
+      image: r.Config.Image,
+      imageId: r.Image,
+      health: r.State.Health?.Status ?? "none",
+      volumes: r.Mounts.map((m) => m.Name ?? m.Source).concat(r.Mounts.map((m) => m.Destination)),
+      network: r.HostConfig.NetworkMode,
+      created: Date.parse(r.Created),
+    };
+  }
+
+  statusText(r: ContainerRecord): string {
+    const s = r.State;
+    if (s.Restarting) return `Restarting (${s.ExitCode}) ${humanDuration(Date.now() - Date.parse(s.FinishedAt))} ago`;
+    if (s.Running) {
+      const health = s.Health ? (s.Health.Status === "starting" ? " (health: starting)" : ` (${s.Health.Status})`) : "";
+      return `Up ${humanDuration(Date.now() - Date.parse(s.StartedAt))}${s.Paused ? " (Paused)" : ""}${health}`;
+    }
+    if (s.Status === "removing") return "Removal In Progress";
+    if (s.Status === "dead") return "Dead";
+    if (s.StartedAt === ZERO_TIME) return "Created";
+    return `Exited (${s.ExitCode}) ${humanDuration(Date.now() - Date.parse(s.FinishedAt))} ago`;
+  }
+
+  listJson(o: { all?: boolean; limit?: number; size?: boolean; filters?: Filters }): Record<string, unknown>[] {
+    const f = o.filters ?? {};
+    validateContainerFilters(f);
+    const find = (ref: string) => { try { return this.#filterable(this.lookup(ref)); } catch { return undefined; } };
+    let rows = this.list()
+      .filter((r) => o.all || r.State.Running || r.State.Restarting || (f.status && f.status.length > 0) || (f.exited && f.exited.length > 0))
+      .filter((r) => containerMatches(this.#filterable(r), f, find))
+      .sort((a, b) => Date.parse(b.Created) - Date.parse(a.Created));
+    if (o.limit && o.limit > 0) rows = rows.slice(0, o.limit);
+    return rows.map((r) => ({
+      Id: r.Id,
+      Names: [r.Name],
+      Image: r.Config.Image,
+      ImageID: r.Image,
+      Command: [r.Path, ...r.Args].join(" "),
+      Created: Math.floor(Date.parse(r.Created) / 1000),
+      Ports: [],
+      Labels: r.Config.Labels,
+      State: r.State.Status,
+      Status: this.statusText(r),
+      HostConfig: { NetworkMode: r.HostConfig.NetworkMode },
+      NetworkSettings: { Networks: (r.NetworkSettings as { Networks: unknown }).Networks },
+      Mounts: r.Mounts,
+      ...(o.size ? this.#sizes(r) : {}),
+    }));
+  }
+
+  // ---- logs and attach --------------------------------------------------------------------------
+
+  isRunning(id: string): boolean {
+    return this.#live.has(id);
+  }
+
+  async logs(ref: string, o: ReadOptions, emit: (e: LogEntry) => void, signal?: AbortSignal): Promise<void> {
+    const r = this.lookup(ref);
+    if (r.HostConfig.LogConfig.Type === "none" || !r.LogPath) {
+      throw new EngineError(501, `configured logging driver does not support reading`);
+    }
+    await readLog(r.LogPath, o, emit, () => !this.#live.has(r.Id) && !r.State.Restarting, signal);
+  }
+
+  /**
+   * Attaches to a container's live output (and stdin). Returns a detach function. `onEnd` runs when
+   * the container's process ends.
+   */
+  attach(ref: string, s: AttachStreams, o: { stdin?: Readable; logs?: boolean; stream?: boolean; stdout?: boolean; stderr?: boolean }): { detach: () => void; ready: Promise<void> } {
+    const r = this.lookup(ref);
+    let live = this.#live.get(r.Id);
+    const wantOut = o.stdout ?? true;
+    const wantErr = o.stderr ?? true;
+    let detached = false;
+    let cleanup = () => {};
+    const onData = (n: 1 | 2, chunk: Buffer) => {
+      if ((n === 1 && wantOut) || (n === 2 && wantErr)) s.onData(n, chunk);
+    };
+    const ready = (async () => {
+      if (o.logs && r.LogPath) {
+        await readLog(r.LogPath, { stdout: wantOut, stderr: wantErr }, (e) => s.onData(e.stream === "stdout" ? 1 : 2, Buffer.from(e.log)), () => true);
+      }
+      if (o.stream === false) { s.onEnd(); return; }
+      // A client attaching before start (docker run) waits for the process.
+      const bind = (l: Live) => {
+        live = l;
+        const onEnd = () => { if (!detached) s.onEnd(); };
+        l.output.on("data", onData);
+        l.output.once("end", onEnd);
+        let stdinPipe: (() => void) | undefined;
+        if (o.stdin && l.proc.stdin) {
+          const target = l.proc.stdin as Writable;
+          target.on("error", () => {});
+          const onChunk = (c: Buffer) => target.write(c);
+          const onStdinEnd = () => { if (r.Config.StdinOnce) target.end(); };
+          o.stdin.on("data", onChunk);
+          o.stdin.on("end", onStdinEnd);
+          stdinPipe = () => { o.stdin?.off("data", onChunk); o.stdin?.off("end", onStdinEnd); };
+        }
+        cleanup = () => { l.output.off("data", onData); l.output.off("end", onEnd); stdinPipe?.(); };
+      };
+      if (live) bind(live);
+      else {
+        const onStart = (l: Live) => { if (!detached) bind(l); };
+        const onGone = () => { if (!detached) s.onEnd(); };
+        this.#waiters.once(`live:${r.Id}`, onStart);
+        this.#waiters.once(`removed:${r.Id}`, onGone);
+        cleanup = () => { this.#waiters.off(`live:${r.Id}`, onStart); this.#waiters.off(`removed:${r.Id}`, onGone); };
+      }
+    })();
+    this.#event(r, "attach");
+    return { detach: () => { detached = true; cleanup(); }, ready };
+  }
+
+  resize(ref: string, rows: number, cols: number): void {
+    const r = this.lookup(ref);
+    const live = this.#live.get(r.Id);
+    if (!live) throw conflict(`cannot resize container ${r.Id.slice(0, 12)}: it is not running`);
+    live.proc.resize(rows, cols);
+  }
+
+  // ---- exec -------------------------------------------------------------------------------------
+
+  execCreate(ref: string, c: { Cmd?: string[]; Env?: string[]; WorkingDir?: string; User?: string; Tty?: boolean; Privileged?: boolean; AttachStdin?: boolean; AttachStdout?: boolean; AttachStderr?: boolean; DetachKeys?: string; ConsoleSize?: [number, number] }): { Id: string } {
+    const r = this.lookup(ref);
+    if (!r.State.Running) throw conflict(`container ${r.Id} is not running`);
+    if (r.State.Paused) throw conflict(`container ${r.Id} is paused, unpause the container before exec`);
+    if (!c.Cmd || c.Cmd.length === 0) throw badRequest("No exec command specified");
+    const id = newId();
+    const e: ExecRecord = {
+      ID: id,
+      ContainerID: r.Id,
+      Running: false,
+      ExitCode: null,
+      Pid: 0,
+      OpenStdin: Boolean(c.AttachStdin),
+      OpenStdout: c.AttachStdout ?? true,
+      OpenStderr: c.AttachStderr ?? true,
+      CanRemove: false,
+      DetachKeys: c.DetachKeys ?? "",
+      ProcessConfig: { tty: Boolean(c.Tty), entrypoint: c.Cmd[0], arguments: c.Cmd.slice(1), privileged: Boolean(c.Privileged), user: c.User ?? "" },
+      config: { Cmd: c.Cmd, Env: c.Env ?? [], WorkingDir: c.WorkingDir ?? "", User: c.User ?? "", Tty: Boolean(c.Tty), Privileged: Boolean(c.Privileged), AttachStdin: Boolean(c.AttachStdin), ConsoleSize: c.ConsoleSize },
+    };
+    this.#execs.set(id, e);
+    this.#event(r, `exec_create: ${c.Cmd.join(" ")}`, { execID: id });
+    return { Id: id };
+  }
+
+  execInspect(id: string): Record<string, unknown> {
+    const e = this.#execs.get(id);
+    if (!e) throw notFound(`No such exec instance: ${id}`);
+    const { proc: _p, done: _d, config: _c, ...rest } = e;
+    return rest;
+  }
+
+  /** The process spec for an exec (or a health check) in a container. */
+  execProcessSpec(r: ContainerRecord, c: ExecRecord["config"]): Process {
+    const spec = this.#spec(r);
+    const base = spec.process as Process;
+    let user = base.user;
+    if (c.User) {
+      const read = (p: string) => {
+        try { return readFileSync(`/proc/${r.State.Pid}/root/${p}`, "utf8"); } catch { return undefined; }
+      };
+      try {
+        const u = resolveUser(c.User, read("etc/passwd"), read("etc/group"));
+        user = { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids, umask: 0o022 };
+      } catch (err) {
+        throw badRequest((err as Error).message);
+      }
+    }
+    const caps = c.Privileged ? readHostFacts().runtimeCapabilities : undefined;
+    return {
+      ...base,
+      terminal: c.Tty,
+      consoleSize: c.Tty && c.ConsoleSize && c.ConsoleSize[0] > 0 ? { height: c.ConsoleSize[0], width: c.ConsoleSize[1] } : undefined,
+      args: c.Cmd,
+      env: mergeEnvEntries(base.env ?? [], c.Env),
+      cwd: c.WorkingDir || base.cwd || "/",
+      user,
+      capabilities: caps ? { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] } : base.capabilities,
+      noNewPrivileges: c.Privileged ? false : base.noNewPrivileges,
+    };
+  }
+
+  /** Starts an exec; resolves with its process once running. */
+  async execStart(id: string, o: { detach?: boolean } = {}): Promise<ExecRecord> {
+    const e = this.#execs.get(id);
+    if (!e) throw notFound(`No such exec instance: ${id}`);
+    if (e.Running || e.ExitCode !== null) throw conflict(`Exec command ${id} has already run`);
+    const r = this.lookup(e.ContainerID);
+    if (!r.State.Running || !r.berth.cgroup) throw conflict(`container ${r.Id} is not running`);
+    const spec = this.#spec(r);
+    if (e.config.Privileged && spec.linux) spec.linux.seccomp = undefined;
+    e.Running = true;
+    let proc: ExecProcess;
+    try {
+      proc = await execProcess({ pid: r.State.Pid, spec, cgroup: r.berth.cgroup, proc: this.execProcessSpec(r, e.config), openStdin: e.OpenStdin && !o.detach });
+    } catch (err) {
+      e.Running = false;
+      const code = (err as { exitCode?: number }).exitCode;
+      e.ExitCode = code === 126 || code === 127 ? code : 126;
+      throw new EngineError(code === 127 || code === 126 ? 400 : 500, `OCI runtime exec failed: ${(err as Error).message}`);
+    }
+    e.proc = proc;
+    e.Pid = proc.pid;
+    this.#event(r, `exec_start: ${e.config.Cmd.join(" ")}`, { execID: id });
+    e.done = proc.exited.then(
+      (st) => { e.ExitCode = st.signal ? 128 + st.signal : st.exitCode; },
+      () => { e.ExitCode = 126; },
+    ).finally(() => {
+      e.Running = false;
+      this.#event(r, "exec_die", { execID: id, exitCode: String(e.ExitCode) });
+    });
+    return e;
+  }
+
+  execResize(id: string, rows: number, cols: number): void {
+    const e = this.#execs.get(id);
+    if (!e) throw notFound(`No such exec instance: ${id}`);
+    if (!e.proc) throw conflict(`Exec ${id} is not running`);
+    e.proc.resize(rows, cols);
+  }
+
+  /** Runs a command in the container to completion (health checks). */
+  async runInContainer(r: ContainerRecord, cmd: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {
+    if (!r.State.Running || !r.berth.cgroup) return { exitCode: -1, output: "container is not running" };
+    const spec = this.#spec(r);
+    const config = { Cmd: cmd, Env: [], WorkingDir: "", User: "", Tty: false, Privileged: false, AttachStdin: false };
+    const proc = await execProcess({ pid: r.State.Pid, spec, cgroup: r.berth.cgroup, proc: this.execProcessSpec(r, config), openStdin: false });
+    let output = "";
+    const add = (c: Buffer) => { if (output.length < 4096) output += c.toString(); };
+    proc.stdout?.on("data", add);
+    proc.stderr?.on("data", add);
+    const result = proc.exited.then((st) => (st.signal ? 128 + st.signal : st.exitCode), () => 126);
+    const timedOut = await Promise.race([result.then(() => false), sleep(timeoutMs).then(() => true)]);
+    if (timedOut) {
+      proc.kill();
+      return { exitCode: -1, output: `Health check exceeded timeout (${timeoutMs / 1000}s)` };
+    }
+    return { exitCode: await result, output };
+  }
+
+  /** For health.ts: record a result and publish status changes. */
+  healthResult(r: ContainerRecord, entry: { Start: string; End: string; ExitCode: number; Output: string }, retries: number, inStartPeriod: boolean): void {
+    if (!r.State.Health || !r.State.Running) return;
+    const h = r.State.Health;
+    h.Log.push(entry);
+    if (h.Log.length > 5) h.Log.splice(0, h.Log.length - 5);
+    const before = h.Status;
+    if (entry.ExitCode === 0) {
+      h.FailingStreak = 0;
+      h.Status = "healthy";
+    } else if (!(inStartPeriod && h.Status === "starting")) {
+      h.FailingStreak++;
+      if (h.FailingStreak >= retries) h.Status = "unhealthy";
+    }
+    this.#save(r);
+    if (h.Status !== before) this.#event(r, `health_status: ${h.Status}`);
+  }
+
+  // ---- top, stats -------------------------------------------------------------------------------
+
+  async top(ref: string, psArgs = "-ef"): Promise<{ Titles: string[]; Processes: string[][] }> {
+    const r = this.lookup(ref);
+    if (!r.State.Running || !r.berth.cgroup) throw conflict(`Container ${r.Id} is not running`);
+    const pids = new Set(cgroupPids(r.berth.cgroup));
+    const out = await runCapture("ps", psArgs.split(/\s+/).filter(Boolean));
+    if (out.code !== 0) throw new EngineError(500, `Error running ps: ${out.stderr.trim()}`);
+    const lines = out.stdout.split("\n").filter(Boolean);
+    const titles = lines[0].trim().split(/\s+/);
+    const pidCol = titles.indexOf("PID");
+    if (pidCol < 0) throw new EngineError(500, `Couldn't find PID field in ps output`);
+    const procs: string[][] = [];
+    for (const line of lines.slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (!pids.has(Number(fields[pidCol]))) continue;
+      const row = fields.slice(0, titles.length - 1);
+      row.push(fields.slice(titles.length - 1).join(" "));
+      procs.push(row);
+    }
+    this.#event(r, "top");
+    return { Titles: titles, Processes: procs };
+  }
+
+  stats(ref: string, prev?: Record<string, unknown>): Record<string, unknown> {
+    const r = this.lookup(ref);
+    const now = new Date().toISOString();
+    const zeroCpu = { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } };
+    const base = {
+      read: now,
+      preread: (prev?.read as string) ?? ZERO_TIME,
+      name: r.Name,
+      id: r.Id,
+      pids_stats: {},
+      blkio_stats: { io_service_bytes_recursive: null, io_serviced_recursive: null, io_queue_recursive: null, io_service_time_recursive: null, io_wait_time_recursive: null, io_merged_recursive: null, io_time_recursive: null, sectors_recursive: null },
+      num_procs: 0,
+      storage_stats: {},
+      precpu_stats: (prev?.cpu_stats as unknown) ?? zeroCpu,
+      networks: undefined,
+    };
+    if (!r.State.Running || !r.berth.cgroup) return { ...base, read: ZERO_TIME, cpu_stats: zeroCpu, memory_stats: {} };
+    const s = cgroupStats(r.berth.cgroup);
+    const cpus = readOnlineCpus();
+    return {
+      ...base,
+      pids_stats: { current: s.pids?.current ?? 0, limit: s.pids?.limit ?? 0 },
+      cpu_stats: {
+        cpu_usage: { total_usage: s.cpu?.usageNs ?? 0, usage_in_kernelmode: s.cpu?.systemNs ?? 0, usage_in_usermode: s.cpu?.userNs ?? 0 },
+        system_cpu_usage: systemCpuNs(),
+        online_cpus: cpus,
+        throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 },
+      },
+      memory_stats: {
+        usage: s.memory?.usage ?? 0,
+        max_usage: s.memory?.maxUsage ?? 0,
+        limit: s.memory?.limit && s.memory.limit < 2 ** 62 ? s.memory.limit : hostMemory(),
+        stats: s.memory?.stat ?? {},
+      },
+    };
+  }
+
+  // ---- filesystem: cp, export, diff ---------------------------------------------------------------
+
+  /** Runs fn with a host path to the container's root filesystem (mounting it when stopped). */
+  async withRootfs<T>(ref: string, fn: (root: string) => Promise<T>): Promise<T> {
+    const r = this.lookup(ref);
+    if (r.State.Running && r.State.Pid) return fn(`/proc/${r.State.Pid}/root`);
+    return this.#mutex.run(r.Id, async () => {
+      if (r.State.Running && r.State.Pid) return fn(`/proc/${r.State.Pid}/root`);
+      const mnt = join(this.execRoot, "mnt", r.Id);
+      mkdirSync(mnt, { recursive: true });
+      const dir = this.#dir(r.Id);
+      const work = join(dir, "work");
+      rmSync(work, { recursive: true, force: true });
+      mkdirSync(work);
+      const res = await runCapture("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${r.berth.lowerDirs.join(":")},upperdir=${join(dir, "upper")},workdir=${work}`, mnt]);
+      if (res.code !== 0) throw new EngineError(500, `cannot mount the container's filesystem: ${res.stderr.trim()}`);
+      try {
+        return await fn(mnt);
+      } finally {
+        umount(mnt);
+        rmSync(mnt, { recursive: true, force: true });
+      }
+    });
+  }
+
+  /** docker diff: [{Path, Kind}] with Kind 0 changed, 1 added, 2 deleted. */
+  changes(ref: string): { Path: string; Kind: number }[] {
+    const r = this.lookup(ref);
+    const upper = join(this.#dir(r.Id), "upper");
+    const out: { Path: string; Kind: number }[] = [];
+    const inLower = (rel: string) => r.berth.lowerDirs.some((d) => { try { lstatSync(join(d, rel)); return true; } catch { return false; } });
+    const walk = (rel: string) => {
+      let names: string[];
+      try { names = readdirSync(join(upper, rel)); } catch { return; }
+      for (const n of names.sort()) {
+        const p = rel ? `${rel}/${n}` : n;
+        const st = lstatSync(join(upper, p));
+        if (st.isCharacterDevice() && st.rdev === 0) { out.push({ Path: `/${p}`, Kind: 2 }); continue; }
+        out.push({ Path: `/${p}`, Kind: inLower(p) ? 0 : 1 });
+        if (st.isDirectory()) walk(p);
+      }
+    };
+    walk("");
+    return out;
+  }
+
+  // ---- prune, volumes, info ---------------------------------------------------------------------
+
+  async prune(filters: Filters): Promise<{ ContainersDeleted: string[]; SpaceReclaimed: number }> {
+    const deleted: string[] = [];
+    let space = 0;
+    for (const r of this.list()) {
+      if (r.State.Running || r.State.Restarting) continue;
+      if (filters.label && !filters.label.every((l) => (l.includes("=") ? r.Config.Labels[l.split("=")[0]] === l.slice(l.indexOf("=") + 1) : l in r.Config.Labels))) continue;
+      if (filters.until && filters.until.some((u) => Date.parse(r.Created) > (/^\d+$/.test(u) ? Number(u) * 1000 : Date.parse(u)))) continue;
+      space += duBytes(join(this.#dir(r.Id), "upper"));
+      await this.remove(r.Id, {}).then(() => deleted.push(r.Id), () => undefined);
+    }
+    return { ContainersDeleted: deleted, SpaceReclaimed: space };
+  }
+
+  volumeUsers(name: string): string[] {
+    return this.list().filter((r) => r.Mounts.some((m) => m.Type === "volume" && m.Name === name)).map((r) => r.Id);
+  }
+
+  removeVolume(name: string, force = false): void {
+    this.volumes.remove(name, this.volumeUsers(name), force);
+    this.events.publish("volume", "destroy", name, { driver: "local" });
+  }
+
+  pruneVolumes(filters: Filters): { VolumesDeleted: string[]; SpaceReclaimed: number } {
+    const all = (filters.all ?? []).some((v) => v === "true" || v === "1");
+    const deleted: string[] = [];
+    let space = 0;
+    for (const v of this.volumes.list()) {
+      if (!all && !v.anonymous) continue;
+      if (this.volumeUsers(v.Name).length > 0) continue;
+      if (filters.label && !filters.label.every((l) => (l.includes("=") ? v.Labels[l.split("=")[0]] === l.slice(l.indexOf("=") + 1) : l in v.Labels))) continue;
+      space += duBytes(v.Mountpoint);
+      try { this.removeVolume(v.Name); deleted.push(v.Name); } catch { /* in use meanwhile */ }
+    }
+    return { VolumesDeleted: deleted, SpaceReclaimed: space };
+  }
+
+  counts(): { total: number; running: number; paused: number; stopped: number } {
+    const all = this.list();
+    const running = all.filter((r) => r.State.Running && !r.State.Paused).length;
+    const paused = all.filter((r) => r.State.Paused).length;
+    return { total: all.length, running, paused, stopped: all.length - running - paused };
+  }
+
+  diskUsageContainers(): Record<string, unknown>[] {
+    return this.listJson({ all: true, size: true });
+  }
+}
+
+// ---- host helpers ---------------------------------------------------------------------------------
+
+function networkSettings(mode: string): Record<string, unknown> {
+  const net = mode === "default" || mode === "bridge" ? "none" : mode;
+  return {
+    Bridge: "", SandboxID: "", SandboxKey: "", HairpinMode: false, LinkLocalIPv6Address: "", LinkLocalIPv6PrefixLen: 0,
+    Ports: {}, SecondaryIPAddresses: null, SecondaryIPv6Addresses: null,
+    EndpointID: "", Gateway: "", GlobalIPv6Address: "", GlobalIPv6PrefixLen: 0, IPAddress: "", IPPrefixLen: 0, IPv6Gateway: "", MacAddress: "",
+    Networks: { [net]: { IPAMConfig: null, Links: null, Aliases: null, NetworkID: net, EndpointID: "", Gateway: "", IPAddress: "", IPPrefixLen: 0, IPv6Gateway: "", GlobalIPv6Address: "", GlobalIPv6PrefixLen: 0, MacAddress: "", DriverOpts: null } },
+  };
+}
+
+function readHostname(): string {
+  try { return readFileSync("/proc/sys/kernel/hostname", "utf8").trim(); } catch { return "localhost"; }
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const st = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return st === "Z" || st === "X";
+  } catch {
+    return true;
+  }
+}
+
+export function umount(path: string): void {
+  spawn("umount", ["-l", path], { stdio: "ignore" }).on("error", () => {});
+}
+
+export function runCapture(cmd: string, args: string[], input?: Buffer): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { stdio: [input ? "pipe" : "ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    p.stdout?.on("data", (d: Buffer) => { stdout += d.toString(); });
+    p.stderr?.on("data", (d: Buffer) => { stderr += d.toString(); });
+    p.on("error", (err) => resolve({ code: 127, stdout, stderr: err.message }));
+    p.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    if (input) p.stdin?.end(input);
+  });
+}
+
+/** Copies the image's content at `target` into an empty volume (docker's copy-up on first use). */
+function copyUp(lowerDirs: string[], target: string, dest: string): void {
+  if (readdirSync(dest).length > 0) return;
+  // Layers are stacked: copy bottom-up so upper layers win (whiteouts are not followed: rare here).
+  for (const d of [...lowerDirs].reverse()) {
+    const src = join(d, target);
+    try {
+      if (!statSync(src).isDirectory()) continue;
+    } catch {
+      continue;
+    }
+    spawnSyncCp(src, dest);
+  }
+}
+
+function spawnSyncCp(src: string, dest: string): void {
+  // cp -a keeps owners, modes, links and xattrs.
+  spawnSync("cp", ["-a", `${src}/.`, `${dest}/`], { stdio: "ignore" });
+}
+
+export function duBytes(path: string): number {
+  let total = 0;
+  const walk = (p: string) => {
+    let st;
+    try { st = lstatSync(p); } catch { return; }
+    if (st.isDirectory()) {
+      let names: string[] = [];
+      try { names = readdirSync(p); } catch { /* unreadable */ }
+      for (const n of names) walk(join(p, n));
+    } else if (st.isFile()) total += st.size;
+    else if (st.isSymbolicLink()) { try { total += readlinkSync(p).length; } catch { /* gone */ } }
+  };
+  walk(path);
+  return total;
+}
+
+const duCache = new Map<string, number>();
+function duBytesCached(path: string): number {
+  let v = duCache.get(path);
+  if (v === undefined) { v = duBytes(path); duCache.set(path, v); }
+  return v;
+}
+
+function readOnlineCpus(): number {
+  try {
+    const text = readFileSync("/sys/devices/system/cpu/online", "utf8").trim();
+    let n = 0;
+    for (const part of text.split(",")) {
+      const [a, b] = part.split("-").map(Number);
+      n += b === undefined ? 1 : b - a + 1;
+    }
+    return n;
+  } catch {
+    return 1;
+  }
+}
+
+function systemCpuNs(): number {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n")[0];
+    const ticks = line.split(/\s+/).slice(1, 8).map(Number).reduce((a, b) => a + b, 0);
+    return ticks * (1e9 / 100);
+  } catch {
+    return 0;
+  }
+}
+
+export function hostMemory(): number {
+  try {
+    const m = /MemTotal:\s+(\d+)/.exec(readFileSync("/proc/meminfo", "utf8"));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+

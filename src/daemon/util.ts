@@ -1,0 +1,150 @@
+// Small pieces the engine shares: atomic JSON files, a per-key async mutex, docker-style errors with
+// HTTP status codes, names, durations.
+
+import { randomBytes } from "node:crypto";
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
+import { BerthError } from "../errors.js";
+
+/** An error with the HTTP status docker answers it with (404 no such container, 409 conflict, ...). */
+export class EngineError extends BerthError {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message, { exitCode: status === 404 || status === 409 || status === 400 ? 1 : 125 });
+    this.status = status;
+  }
+}
+
+export const notFound = (message: string) => new EngineError(404, message);
+export const conflict = (message: string) => new EngineError(409, message);
+export const badRequest = (message: string) => new EngineError(400, message);
+export const notModified = (message: string) => new EngineError(304, message);
+
+/** Writes JSON so a reader (or a crash) sees the old file or the new one, never half of one. */
+export function writeJsonAtomic(path: string, value: unknown): void {
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  const fd = openSync(tmp, "w", 0o600);
+  try {
+    writeSync(fd, JSON.stringify(value, null, 1));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  try {
+    const dfd = openSync(dirname(path), "r");
+    try { fsyncSync(dfd); } finally { closeSync(dfd); }
+  } catch { /* best effort */ }
+}
+
+export function readJson<T>(path: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Serialises async work per key: operations on one container run one after another. */
+export class KeyedMutex {
+  readonly #tails = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#tails.get(key) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.#tails.set(key, tail);
+    void tail.then(() => { if (this.#tails.get(key) === tail) this.#tails.delete(key); });
+    return next;
+  }
+}
+
+export function newId(): string {
+  return randomBytes(32).toString("hex");
+}
+
+/** docker's container name rule: [a-zA-Z0-9][a-zA-Z0-9_.-]+ */
+export const NAME_PATTERN = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+
+const ADJECTIVES = ["brave", "calm", "eager", "fond", "gentle", "happy", "jolly", "keen", "lucid", "merry", "nifty", "proud", "quirky", "sharp", "tender", "vivid", "witty", "zealous"];
+const NOUNS = ["anchor", "buoy", "cargo", "dock", "ferry", "harbor", "jetty", "keel", "mast", "pier", "quay", "rudder", "sail", "tug", "wharf", "yawl"];
+
+export function randomName(taken: (n: string) => boolean): string {
+  for (let i = 0; ; i++) {
+    const a = ADJECTIVES[randomBytes(1)[0] % ADJECTIVES.length];
+    const n = NOUNS[randomBytes(1)[0] % NOUNS.length];
+    const name = i < 10 ? `${a}_${n}` : `${a}_${n}${i}`;
+    if (!taken(name)) return name;
+  }
+}
+
+/** docker's "Up 5 minutes" / "About an hour" wording. */
+export function humanDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 1) return "Less than a second";
+  if (s === 1) return "1 second";
+  if (s < 60) return `${s} seconds`;
+  const m = Math.round(s / 60);
+  if (m === 1) return "About a minute";
+  if (m < 60) return `${m} minutes`;
+  const h = Math.round(s / 3600);
+  if (h === 1) return "About an hour";
+  if (h < 48) return `${h} hours`;
+  if (h < 24 * 7 * 2) return `${Math.floor(h / 24)} days`;
+  if (h < 24 * 30 * 2) return `${Math.floor(h / 24 / 7)} weeks`;
+  if (h < 24 * 365 * 2) return `${Math.floor(h / 24 / 30)} months`;
+  return `${Math.floor(h / 24 / 365)} years`;
+}
+
+/** Go's zero time, which docker prints for times that never happened. */
+export const ZERO_TIME = "0001-01-01T00:00:00Z";
+
+/** RFC 3339 with nanoseconds, as docker writes log lines and state times. */
+export function nanoTime(date = new Date(), extraNanos = 0): string {
+  const iso = date.toISOString(); // 2024-01-01T00:00:00.123Z
+  const ms = iso.slice(20, 23);
+  const nanos = `${ms}${String(extraNanos % 1_000_000).padStart(6, "0")}`;
+  return `${iso.slice(0, 19)}.${nanos}Z`;
+}
+
+/** Parses docker's time arguments: unix seconds (with fraction), RFC 3339, or a duration ago ("10m"). */
+export function parseTimeArg(value: string, now = Date.now()): number {
+  if (/^\d+(\.\d+)?$/.test(value)) return Number(value) * 1000;
+  const dur = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value);
+  if (dur) {
+    const n = Number(dur[1]);
+    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[dur[2] as "ms" | "s" | "m" | "h"];
+    return now - n * unit;
+  }
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) throw badRequest(`invalid time value "${value}": use unix seconds, RFC 3339 or a duration like 10m`);
+  return t;
+}
+
+/** Nanosecond-precision time from an RFC 3339 string, as a bigint (for comparisons finer than ms). */
+export function parseNanoTime(value: string): bigint {
+  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(value);
+  if (!m) return BigInt(Date.parse(value) || 0) * 1_000_000n;
+  const base = Date.parse(`${m[1]}${m[3]}`);
+  const frac = (m[2] ?? "").padEnd(9, "0").slice(0, 9);
+  return BigInt(base) * 1_000_000n + BigInt(frac);
+}
+
+export const signalNumbers: Record<string, number> = {
+  SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGBUS: 7, SIGFPE: 8, SIGKILL: 9, SIGUSR1: 10,
+  SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15, SIGSTKFLT: 16, SIGCHLD: 17, SIGCONT: 18, SIGSTOP: 19,
+  SIGTSTP: 20, SIGTTIN: 21, SIGTTOU: 22, SIGURG: 23, SIGXCPU: 24, SIGXFSZ: 25, SIGVTALRM: 26, SIGPROF: 27, SIGWINCH: 28,
+  SIGIO: 29, SIGPWR: 30, SIGSYS: 31,
+};
+
+export function parseSignalArg(value: string | undefined, fallback = "SIGKILL"): number {
+  const s = (value === undefined || value === "" ? fallback : value).toUpperCase();
+  if (/^\d+$/.test(s)) {
+    const n = Number(s);
+    if (n >= 1 && n <= 64) return n;
+  } else {
+    const n = signalNumbers[s.startsWith("SIG") ? s : `SIG${s}`];
+    if (n !== undefined) return n;
+  }
+  throw badRequest(`invalid signal: ${value}`);
+}
