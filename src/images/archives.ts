@@ -66,7 +66,7 @@ async function extractArchive(input: Readable, dir: string, what: string): Promi
     await flowing.catch(() => {});
     if (err instanceof BerthError) throw err;
     const msg = (err as Error).message;
-    if (/Invalid tar header/i.test(msg) || (entries === 0 && counted.bytes < 1024)) throw new BerthError(`${what} is not a tar archive: not an image archive (docker save or OCI)`);
+    if (/Invalid tar header/i.test(msg) || entries === 0) throw new BerthError(`${what} is not a tar archive: not an image archive (docker save or OCI)`);
     if (/Unexpected end of data/i.test(msg)) throw new BerthError(`${what}: the archive ends early (truncated)`);
     throw new BerthError(`${what}: ${msg}`, { cause: err });
   }
@@ -214,7 +214,7 @@ function refName(d: Descriptor): string | undefined {
  * reference and nothing in tmp/.
  */
 export async function loadImages(store: ImageStore, source: { path?: string; stream?: Readable }, what = source.path ?? "the input"): Promise<LoadResult> {
-  return store.lease(async () => {
+  return store.transaction(async () => {
     if (source.path && existsSync(source.path) && statSync(source.path).isDirectory()) {
       return loadFromDir(store, source.path, new Map(), what);
     }
@@ -350,7 +350,7 @@ export interface ImportOptions {
 /** docker import: a root filesystem tarball (plain, gzip or zstd) becomes a one-layer image. */
 export async function importRootfs(store: ImageStore, input: Readable, options: ImportOptions = {}): Promise<ImageRecord> {
   const ref = options.reference ? parseReference(options.reference) : undefined;
-  return store.lease(async () => {
+  return store.transaction(async () => {
     const tmp = join(store.root, "tmp", tmpName("import"));
     try {
       const tap = new HashTap();
@@ -373,7 +373,7 @@ export async function importRootfs(store: ImageStore, input: Readable, options: 
       } catch (err) {
         const msg = (err as Error).message;
         if (err instanceof BerthError) throw err;
-        if (/Invalid tar header/.test(msg)) throw new BerthError(`${options.source ?? "the input"} is not a tar archive: docker import takes a root filesystem tarball`);
+        if (/Invalid tar header/.test(msg) || entries === 0) throw new BerthError(`${options.source ?? "the input"} is not a tar archive: docker import takes a root filesystem tarball`);
         if (/Unexpected end of data/.test(msg)) throw new BerthError(`${options.source ?? "the input"}: the tarball ends early (truncated)`);
         throw new BerthError(`${options.source ?? "the input"}: ${msg}`, { cause: err });
       }

@@ -12,6 +12,7 @@
 // Everything becomes visible by one rename, so a crash leaves the old state or the new one. Blobs and
 // layers are removed only by `gc` (rmi, prune), which waits until no ingest or commit holds a lease.
 
+import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash } from "node:crypto";
 import {
   closeSync, createReadStream, createWriteStream, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync,
@@ -33,6 +34,9 @@ export const DEFAULT_DATA_ROOT = "/var/lib/berth";
 export const DEFAULT_CONTAINERS_STATE = "/run/berth/containers";
 
 const SHA256 = /^sha256:([a-f0-9]{64})$/;
+
+/** Blobs created inside the current `transaction` (so a failure can take them back). */
+const createdBlobs = new AsyncLocalStorage<Set<string>>();
 
 /** The hex part of a sha256 digest; anything else is refused with a clear error. */
 export function digestHex(digest: string): string {
@@ -262,6 +266,28 @@ export class ImageStore implements ImageStoreApi {
     this.#leaseFile = file;
   }
 
+  /**
+   * A lease whose new blobs are removed again if `fn` fails (and no image record refers to them):
+   * a load, import or pull that fails leaves nothing behind, not even verified but unused blobs.
+   */
+  async transaction<T>(fn: () => Promise<T>): Promise<T> {
+    const created = new Set<string>();
+    try {
+      return await this.lease(() => createdBlobs.run(created, fn));
+    } catch (err) {
+      if (created.size > 0) {
+        const used = new Set<string>();
+        for (const s of this.listStored()) {
+          used.add(s.id);
+          used.add(s.manifestDigest);
+          for (const l of s.layers) used.add(l.digest);
+        }
+        for (const d of created) if (!used.has(d)) rmSync(this.blobPath(d), { force: true });
+      }
+      throw err;
+    }
+  }
+
   // ---- blobs ------------------------------------------------------------------------------------
 
   hasBlob(digest: string): boolean {
@@ -314,6 +340,7 @@ export class ImageStore implements ImageStoreApi {
         closeSync(fd);
       }
       renameSync(tmp, path);
+      createdBlobs.getStore()?.add(got);
       fsyncDir(join(this.root, "blobs/sha256"));
     } finally {
       rmSync(tmp, { force: true });
@@ -400,6 +427,7 @@ export class ImageStore implements ImageStoreApi {
       const fd = openSync(partial, "r+");
       try { fsyncSync(fd); } finally { closeSync(fd); }
       renameSync(partial, this.blobPath(desc.digest));
+      createdBlobs.getStore()?.add(desc.digest);
       fsyncDir(join(this.root, "blobs/sha256"));
       report("complete", done);
     } finally {
