@@ -860,7 +860,11 @@ static int supervise(void)
 		int n = 0, i_sync = -1, i_ctl = -1, i_sig = -1, i_master = -1, i_stdin = -1;
 		if (sync_open) { i_sync = n; p[n++] = (struct pollfd){ .fd = sync_fd, .events = POLLIN }; }
 		if (ctl_open) { i_ctl = n; p[n++] = (struct pollfd){ .fd = CTL_FD, .events = POLLIN }; }
-		if (!exited) { i_sig = n; p[n++] = (struct pollfd){ .fd = sfd, .events = POLLIN }; }
+		/* Detached and healthy: never reap the child. It may exit before we see the sync socket's
+		 * EOF (exec), and its exit status belongs to the engine's subreaper (containerd-shim,
+		 * conmon) that inherits it when we exit; reaping it here loses that exit for good. */
+		int detached = (plan_flags & FLAG_DETACH) && !failed;
+		if (!exited && !detached) { i_sig = n; p[n++] = (struct pollfd){ .fd = sfd, .events = POLLIN }; }
 		if (master_open) { i_master = n; p[n++] = (struct pollfd){ .fd = master, .events = POLLIN }; }
 		if (master_open && stdin_open && !exited) { i_stdin = n; p[n++] = (struct pollfd){ .fd = 0, .events = POLLIN }; }
 		/* After the child is gone, drain the pty without blocking forever on a held-open slave. */
