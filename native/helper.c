@@ -17,6 +17,7 @@
 #include <linux/capability.h>
 #include <linux/close_range.h>
 #include <linux/filter.h>
+#include <linux/netlink.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
@@ -62,7 +63,7 @@ enum {
 	OP_WRITE_FILE = 30, OP_CHDIR = 31, OP_SETRLIMIT = 32, OP_SET_USER = 33, OP_CAPABILITIES = 34,
 	OP_NO_NEW_PRIVS = 35, OP_SECCOMP = 36, OP_CLOSE_FDS = 37, OP_CONSOLE = 38, OP_SETSID = 39,
 	OP_OPEN_EXEC_FIFO = 40, OP_EXEC = 41, OP_PDEATHSIG = 42, OP_UMASK = 43, OP_PERSONALITY = 45,
-	OP_MKDIR = 47, OP_LINK_UP = 50, OP_MKFIFO = 51, OP_SETXATTR = 52, OP_WAIT_EXEC_FIFO = 53, OP_RUN_HOOK = 54,
+	OP_MKDIR = 47, OP_LINK_UP = 50, OP_MKFIFO = 51, OP_SETXATTR = 52, OP_WAIT_EXEC_FIFO = 53, OP_RUN_HOOK = 54, OP_NETLINK = 55,
 };
 
 /* The control socket: fd 3 unless the controller passes preserved fds there and says where it is. */
@@ -706,6 +707,82 @@ static int do_setxattr(const struct op *o)
 	return rc;
 }
 
+/* ---- netlink: send one prepared rtnetlink request from a socket in a given network namespace ---- */
+
+static char nl_ns_path[PATH_MAX];
+static int nl_sock = -1, nl_ioctl_sock = -1;
+
+/* Sockets stay in the namespace they were made in: make them there, then go back. */
+static int nl_open(const char *netns, pid_t child)
+{
+	char path[PATH_MAX];
+	if (strcmp(netns, "@CHILD@") == 0) snprintf(path, sizeof path, "/proc/%d/ns/net", child);
+	else snprintf(path, sizeof path, "%s", netns);
+	if (nl_sock >= 0 && strcmp(path, nl_ns_path) == 0) return 0;
+	if (nl_sock >= 0) { close(nl_sock); close(nl_ioctl_sock); nl_sock = nl_ioctl_sock = -1; }
+	int self = -1, target = -1, saved;
+	if (path[0]) {
+		self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+		target = open(path, O_RDONLY | O_CLOEXEC);
+		if (self < 0 || target < 0 || setns(target, CLONE_NEWNET) < 0) goto fail;
+	}
+	nl_sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	nl_ioctl_sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	saved = errno;
+	if (self >= 0 && setns(self, CLONE_NEWNET) < 0) _exit(1); /* never stay in the wrong namespace */
+	if (self >= 0) close(self);
+	if (target >= 0) close(target);
+	if (nl_sock < 0 || nl_ioctl_sock < 0) { errno = saved; return -1; }
+	snprintf(nl_ns_path, sizeof nl_ns_path, "%s", path);
+	return 0;
+fail:
+	saved = errno;
+	if (self >= 0) close(self);
+	if (target >= 0) close(target);
+	errno = saved;
+	return -1;
+}
+
+static int do_netlink(const struct op *o, pid_t child)
+{
+	if (nl_open(s(o, 0), child) < 0) return -1;
+	uint32_t len = o->f[1].len;
+	if (len < sizeof(struct nlmsghdr) || len > 8192) { errno = EINVAL; return -1; }
+	static uint32_t seq;
+	char msg[8192] __attribute__((aligned(8)));
+	memcpy(msg, o->f[1].data, len);
+	uint64_t pid_off = u(o, 2), idx_off = u(o, 4);
+	if (pid_off && pid_off + 4 <= len) { uint32_t v = (uint32_t)child; memcpy(msg + pid_off, &v, 4); }
+	const char *ifname = s(o, 3);
+	if (ifname[0] && idx_off && idx_off + 4 <= len) {
+		struct ifreq ifr;
+		memset(&ifr, 0, sizeof ifr);
+		snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
+		if (ioctl(nl_ioctl_sock, SIOCGIFINDEX, &ifr) < 0) return -1;
+		uint32_t v = (uint32_t)ifr.ifr_ifindex;
+		memcpy(msg + idx_off, &v, 4);
+	}
+	struct nlmsghdr *h = (struct nlmsghdr *)msg;
+	h->nlmsg_len = len;
+	h->nlmsg_seq = ++seq;
+	h->nlmsg_flags |= NLM_F_ACK;
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	if (sendto(nl_sock, msg, len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) return -1;
+	for (;;) {
+		char buf[8192] __attribute__((aligned(8)));
+		ssize_t n = recv(nl_sock, buf, sizeof buf, 0);
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0) return -1;
+		for (struct nlmsghdr *r = (struct nlmsghdr *)buf; NLMSG_OK(r, (size_t)n); r = NLMSG_NEXT(r, n)) {
+			if (r->nlmsg_seq != seq || r->nlmsg_type != NLMSG_ERROR) continue;
+			int err = -((struct nlmsgerr *)NLMSG_DATA(r))->error;
+			if (err == 0 || (uint64_t)err == u(o, 5)) return 0;
+			errno = err;
+			return -1;
+		}
+	}
+}
+
 /* One op that needs no knowledge of the clone: shared by the container child and the no-clone mode. */
 static int run_simple_op(const struct op *o)
 {
@@ -717,6 +794,7 @@ static int run_simple_op(const struct op *o)
 	case OP_WRITE_FILE: return do_write_file(o);
 	case OP_SETXATTR: return do_setxattr(o);
 	case OP_MKFIFO: return mkfifo(s(o, 0), u(o, 1));
+	case OP_NETLINK: return do_netlink(o, 0);
 	default: errno = EINVAL; return -1;
 	}
 }
@@ -730,7 +808,7 @@ static void __attribute__((noreturn)) run_child(uint32_t first)
 		const struct op *o = &ops[i];
 		int rc = 0;
 		switch (o->code) {
-		case OP_PARENT_WRITE_PID: case OP_PARENT_WRITE_PROC: continue;
+		case OP_PARENT_WRITE_PID: case OP_PARENT_WRITE_PROC: case OP_NETLINK: continue;
 		case OP_UNSHARE: rc = unshare(u(o, 0)); break;
 		case OP_SETHOSTNAME: rc = sethostname(s(o, 0), strlen(s(o, 0))); break;
 		case OP_SETDOMAINNAME: rc = setdomainname(s(o, 0), strlen(s(o, 0))); break;
@@ -1037,6 +1115,8 @@ int main(int argc, char **argv, char **envp)
 			const char *d = s(o, 1);
 			ok = fd >= 0 && write(fd, d, strlen(d)) == (ssize_t)strlen(d);
 			if (fd >= 0) close(fd);
+		} else if (o->code == OP_NETLINK) {
+			ok = do_netlink(o, child) == 0;
 		} else continue;
 		if (!ok) {
 			ctl_write("error %u %d\n", k, errno);
@@ -1047,6 +1127,8 @@ int main(int argc, char **argv, char **envp)
 		close(pre[k]);
 	}
 
+	/* A socket keeps its namespace alive: the container's must end with the container. */
+	if (nl_sock >= 0) { close(nl_sock); close(nl_ioctl_sock); nl_sock = nl_ioctl_sock = -1; }
 	ctl_write("pid %d\n", child);
 	char line[64];
 	if (ctl_read_line(line, sizeof line) < 0 || strcmp(line, "go") != 0) {

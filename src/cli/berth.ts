@@ -15,6 +15,7 @@ import { newContainerId, startContainer } from "../runtime/container.js";
 import { readHostFacts } from "../runtime/host-facts.js";
 import { registerRegistryCommands } from "./registry.js";
 import { registerImageCommands, resolveRunImage } from "./images.js";
+import { addRunNetworkOptions, parseRunNetwork, prepareRunNetwork, registerNetworkCommands, type RunNetworkFlags } from "./network.js";
 import { registerEngineCommands } from "./engine.js";
 
 const DEFAULT_DATA_ROOT = "/var/lib/berth";
@@ -52,7 +53,7 @@ function parseCpusFlag(text: string): number {
   return n;
 }
 
-interface RunFlags {
+interface RunFlags extends RunNetworkFlags {
   interactive?: boolean;
   tty?: boolean;
   rm?: boolean;
@@ -118,9 +119,7 @@ async function runCommand(args: string[], flags: RunFlags): Promise<number> {
     return parseEnvFile(text, f);
   }), ...flags.env.map((e) => (e.includes("=") ? e : process.env[e] !== undefined ? `${e}=${process.env[e]}` : e))]
     .filter((e) => e.includes("="));
-  if (flags.network !== "none" && flags.network !== "host") {
-    throw new BerthError(`invalid --network "${flags.network}": this version supports none and host`);
-  }
+  parseRunNetwork(flags);
   const seccompOff = flags.securityOpt.some((o) => o === "seccomp=unconfined" || o === "seccomp:unconfined");
   for (const o of flags.securityOpt) {
     if (!/^seccomp[=:]unconfined$/.test(o) && o !== "no-new-privileges" && o !== "no-new-privileges:true") {
@@ -135,7 +134,7 @@ async function runCommand(args: string[], flags: RunFlags): Promise<number> {
     hostname: flags.hostname,
     tty: flags.tty,
     consoleSize: flags.tty && process.stdout.isTTY ? { rows: process.stdout.rows, cols: process.stdout.columns } : undefined,
-    network: flags.network as "none" | "host",
+    network: flags.network === "host" ? "host" : "none",
     readOnly: flags.readOnly,
     memory: flags.memory !== undefined ? parseSize(flags.memory, "--memory") : undefined,
     memorySwap: flags.memorySwap !== undefined ? parseMemorySwap(flags.memorySwap, "--memory-swap") : undefined,
@@ -154,23 +153,35 @@ async function runCommand(args: string[], flags: RunFlags): Promise<number> {
   const resolved = await resolveRootfs(flags, args, env);
   const { rootfs, command, lowerDirs } = resolved;
   const id = newContainerId();
-  const spec = buildRunSpec(
-    { ...options, rootfs, command, env: resolved.env ?? options.env, workdir: resolved.workdir ?? options.workdir, user: resolved.user ?? options.user },
-    {
+  const network = await prepareRunNetwork(flags, { containerId: id, name: flags.name, hostname: flags.hostname ?? id.slice(0, 12), dataRoot: flags.dataRoot });
+  let spec: ReturnType<typeof buildRunSpec>;
+  let container: Awaited<ReturnType<typeof startContainer>>;
+  try {
+    spec = buildRunSpec(
+      {
+        ...options, rootfs, command, env: resolved.env ?? options.env, workdir: resolved.workdir ?? options.workdir, user: resolved.user ?? options.user,
+        binds: [...(options.binds ?? []), ...network.binds], networkNamespacePath: network.netnsPath,
+      },
+      {
+        id,
+        passwd: lowerDirs ? readImageFile(lowerDirs, "etc/passwd") : readOptional(`${rootfs}/etc/passwd`),
+        group: lowerDirs ? readImageFile(lowerDirs, "etc/group") : readOptional(`${rootfs}/etc/group`),
+        runtimeCapabilities: readHostFacts().runtimeCapabilities,
+      },
+    );
+    container = await startContainer({
+      spec,
       id,
-      passwd: lowerDirs ? readImageFile(lowerDirs, "etc/passwd") : readOptional(`${rootfs}/etc/passwd`),
-      group: lowerDirs ? readImageFile(lowerDirs, "etc/group") : readOptional(`${rootfs}/etc/group`),
-      runtimeCapabilities: readHostFacts().runtimeCapabilities,
-    },
-  );
-  const container = await startContainer({
-    spec,
-    id,
-    stdio: [flags.interactive ? "inherit" : "ignore", "inherit", "inherit"],
-    rawHostTerminal: Boolean(flags.tty && flags.interactive && process.stdin.isTTY),
-    lowerDirs,
-    image: resolved.image,
-  });
+      stdio: [flags.interactive ? "inherit" : "ignore", "inherit", "inherit"],
+      rawHostTerminal: Boolean(flags.tty && flags.interactive && process.stdin.isTTY),
+      lowerDirs,
+      image: resolved.image,
+      network,
+    });
+  } catch (err) {
+    await network.release();
+    throw err;
+  }
   const forwarded: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
   const handlers = forwarded.map((sig) => {
     const h = () => container.forward(sig);
@@ -214,7 +225,7 @@ export function buildProgram(onExit: (code: number) => void): Command {
     .option("-u, --user <user[:group]>", "user name or uid, optionally with group or gid")
     .option("-h, --hostname <name>", "container hostname")
     .option("--name <name>", "container name")
-    .addOption(new Option("--network <mode>", "network: none or host").default("none"))
+    .addOption(new Option("--network <mode>", "network: none, host, bridge, a network name or container:NAME").default("none"))
     .option("--rootfs <dir>", "run on an unpacked root filesystem directory instead of an image")
     .option("--read-only", "mount the root filesystem read-only")
     .option("-m, --memory <bytes>", "memory limit, e.g. 512m")
@@ -236,6 +247,8 @@ export function buildProgram(onExit: (code: number) => void): Command {
       onExit(await runCommand(args, flags));
     });
   registerImageCommands(program);
+  addRunNetworkOptions(program.commands.find((c) => c.name() === "run") as Command);
+  registerNetworkCommands(program, onExit);
   registerRegistryCommands(program, onExit);
   registerEngineCommands(program, onExit);
   return program;

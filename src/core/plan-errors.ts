@@ -62,6 +62,7 @@ function describeOp(op: Op): string {
     case "setxattr": return `setxattr ${op.name} on ${inRoot(op.root, op.path)}`;
     case "waitExecFifo": return "wait for start";
     case "runHook": return `hooks.${op.kind}[${op.index}] (${op.path})`;
+    case "netlink": return `netlink ${op.what}${op.netns === "@CHILD@" ? " in the container's network namespace" : ""}`;
   }
 }
 

@@ -54,6 +54,7 @@ export const OpCode = {
   Setxattr: 52,
   WaitExecFifo: 53,
   RunHook: 54,
+  Netlink: 55,
 } as const;
 
 /** Where a mount target is resolved: inside `root` with symlinks scoped to it (openat2 RESOLVE_IN_ROOT). */
@@ -104,7 +105,15 @@ export type Op =
   | { op: "setxattr"; root: string; path: string; name: string; value: Uint8Array }
   | { op: "waitExecFifo" }
   /** `state` is the hook's stdin; "@PID@" in it becomes the container's host pid. */
-  | { op: "runHook"; kind: string; index: number; path: string; argv: string[]; env: string[]; state: string; timeout: number };
+  | { op: "runHook"; kind: string; index: number; path: string; argv: string[]; env: string[]; state: string; timeout: number }
+  /**
+   * One rtnetlink request (src/network/netlink.ts), sent from a socket in `netns` ("" = the helper's
+   * own, "@CHILD@" = the new container's). After the clone the parent helper runs these while the child
+   * waits; without a clone they run as a batch. `pidOffset` (>0): the child's pid is written there as a
+   * u32; `ifname`: resolved to an index in that netns and written at `ifindexOffset`; `ignoreErrno`: an
+   * errno that counts as success (e.g. EEXIST). `what` only words errors.
+   */
+  | { op: "netlink"; netns: string; message: Uint8Array; pidOffset: number; ifname: string; ifindexOffset: number; ignoreErrno: number; what: string };
 
 export interface Plan {
   flags: number;
@@ -157,6 +166,7 @@ function fieldsOf(op: Op): [number, Field[]] {
     case "setxattr": return [OpCode.Setxattr, [op.root, op.path, op.name, op.value]];
     case "waitExecFifo": return [OpCode.WaitExecFifo, []];
     case "runHook": return [OpCode.RunHook, [op.path, op.argv, op.env, op.state, op.timeout]];
+    case "netlink": return [OpCode.Netlink, [op.netns, op.message, op.pidOffset, op.ifname, op.ifindexOffset, op.ignoreErrno]];
   }
 }
 

@@ -30,6 +30,8 @@ export interface RunOptions {
   /** Terminal size for tty (rows, columns). */
   consoleSize?: { rows: number; cols: number };
   network?: "none" | "host";
+  /** Join this network namespace (--network container:X, or one Berth set up) instead of a new one. */
+  networkNamespacePath?: string;
   readOnly?: boolean;
   /** Bytes. */
   memory?: number;
@@ -120,7 +122,7 @@ export function buildRunSpec(o: RunOptions, facts: RunFacts): Spec {
     ? [...facts.runtimeCapabilities]
     : applyCapChanges([...DOCKER_DEFAULT_CAPABILITIES], o.capAdd ?? [], o.capDrop ?? []);
   const namespaces: Namespace[] = [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, { type: "cgroup" }];
-  if (o.network !== "host") namespaces.push({ type: "network" });
+  if (o.network !== "host") namespaces.push(o.networkNamespacePath ? { type: "network", path: o.networkNamespacePath } : { type: "network" });
   const userNs = (o.uidMap?.length ?? 0) > 0 || (o.gidMap?.length ?? 0) > 0;
   if (userNs) {
     if (!o.uidMap?.length || !o.gidMap?.length) throw new BerthError("--uidmap and --gidmap go together: give both");

@@ -8,6 +8,7 @@ import { constants } from "node:os";
 import { join } from "node:path";
 import { type CgroupPlan, destroyCgroup, oomKilled } from "../cgroups/index.js";
 import { BerthError } from "../errors.js";
+import type { Op } from "../core/plan.js";
 import type { Spec } from "../oci/spec.js";
 import { type ExitStatus, type HelperRun, type StdioEntry } from "./helper.js";
 import { launchContainer, processStartTime } from "./launch.js";
@@ -28,6 +29,8 @@ export interface StartOptions {
    * "direct": the container runs on the directory itself (OCI bundles).
    */
   rootfsMode?: "overlay" | "direct";
+  /** The container's network (src/network prepareContainerNetwork): helper ops, then started/release. */
+  network?: ContainerNetworkHooks;
   /**
    * An image's layer directories, top layer first: the container's root is an overlay of these (its
    * own upper and work dirs on top), whatever rootfsMode says. spec.root.path is then only checked.
@@ -35,6 +38,12 @@ export interface StartOptions {
   lowerDirs?: string[];
   /** The image ID the container runs, recorded in state.json so the image is not removed under it. */
   image?: string;
+}
+
+export interface ContainerNetworkHooks {
+  parentOps?: Op[];
+  started?(pid: number): Promise<void>;
+  release(): Promise<void>;
 }
 
 export interface RunResult {
@@ -188,6 +197,7 @@ export async function startContainer(options: StartOptions): Promise<Container> 
   const cleanup = async () => {
     if (cgroup) await destroyCgroup(cgroup);
     rmSync(dir, { recursive: true, force: true });
+    await options.network?.release();
   };
   try {
     writeState(dir, state);
@@ -221,9 +231,11 @@ export async function startContainer(options: StartOptions): Promise<Container> 
         state.cgroup = created;
         writeState(dir, state);
       },
+      parentOps: options.network?.parentOps,
       beforeRelease: async (pid) => {
         state.pid = pid;
         writeState(dir, state);
+        await options.network?.started?.(pid);
       },
     });
     run = launched.run;

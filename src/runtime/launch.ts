@@ -5,6 +5,7 @@ import { readFileSync, statSync } from "node:fs";
 import { type CgroupPlan, createCgroup, destroyCgroup, planCgroup, readCgroupHost } from "../cgroups/index.js";
 import { planContainer, type PlanContext } from "../core/container-plan.js";
 import { deviceCgroupRules } from "../core/defaults.js";
+import type { Op } from "../core/plan.js";
 import type { Spec } from "../oci/spec.js";
 import { compileSeccomp } from "../seccomp/index.js";
 import { type HelperRun, startHelper, type StdioEntry } from "./helper.js";
@@ -31,6 +32,8 @@ export interface LaunchOptions {
   hookState?: (status: string) => string;
   /** Called as soon as the cgroup exists, so a caller can record it for crash cleanup. */
   onCgroup?: (cgroup: CgroupPlan) => void;
+  /** Ops the helper runs after clone while the child waits (netlink requests that set up its network). */
+  parentOps?: Op[];
 }
 
 export interface LaunchedContainer {
@@ -82,6 +85,7 @@ export async function launchContainer(o: LaunchOptions): Promise<LaunchedContain
       preserveFds: o.preserveFds,
       hookState: o.hookState,
     });
+    if (o.parentOps?.length) plan.ops.push(...o.parentOps);
     const extraFds = Array.from({ length: o.preserveFds ?? 0 }, (_, i) => 3 + i);
     run = await startHelper(plan, {
       stdio: o.stdio ?? ["inherit", "inherit", "inherit"],

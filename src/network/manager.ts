@@ -1,0 +1,687 @@
+// Berth's networks as a library: create/list/inspect/remove/prune/connect/disconnect (docker's JSON
+// shapes, for the API as they are) and the per-container part of `run` (prepareContainerNetwork).
+// Decisions are made by the pure modules beside this one; this file sequences the effects: the state
+// file (under its lock), netlink requests run by the native helper, one nft transaction, sysctls, files.
+
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { createServer } from "node:net";
+import { createSocket } from "node:dgram";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Op } from "../core/plan.js";
+import { BerthError } from "../errors.js";
+import { ownerAlive } from "../images/lock.js";
+import { runFilesystemOps } from "../runtime/helper.js";
+import { hostsFile, type HostsEntry, parseResolvConf, resolvConf } from "./etc-files.js";
+import { ensureIpForward, hostMtu, hostTakenSubnets, linkExists, readHostResolvConf, runNft, writeSysctl } from "./host.js";
+import {
+  allocate, broadcast, checkRequested, chooseSubnet, contains, defaultGateway, defaultPool, formatCidr, ipToInt, macFor, overlaps, parseCidr,
+} from "./ipam.js";
+import { delLink, ERRNO, linkUp, newAddress, newBridge, newDefaultRoute, netlinkOp, newVethIntoNetns } from "./netlink.js";
+import { renderRuleset } from "./nft.js";
+import { conflicts, dockerPorts, type PortSpec } from "./ports.js";
+import { readState, updateState } from "./store.js";
+import type { EndpointRecord, NetworkRecord, NetworkState, PortBinding } from "./types.js";
+
+export interface NetworkContext {
+  /** Persistent state (networks, leases): <dataRoot>/network/state.json. */
+  dataRoot: string;
+  /** Runtime files: per-container /etc files, DNS server pid files: <execRoot>/network/. */
+  execRoot: string;
+  /** Subnet of the default bridge network when it is first made (default: the first free candidate). */
+  defaultSubnet?: string;
+  /** Name of the default bridge (default berth0). */
+  defaultBridge?: string;
+}
+
+export function networkContext(o: Partial<NetworkContext> = {}): NetworkContext {
+  return {
+    dataRoot: o.dataRoot ?? process.env.BERTH_DATA_ROOT ?? "/var/lib/berth",
+    execRoot: o.execRoot ?? process.env.BERTH_EXEC_ROOT ?? "/run/berth",
+    defaultSubnet: o.defaultSubnet ?? process.env.BERTH_BRIDGE_SUBNET,
+    defaultBridge: o.defaultBridge ?? process.env.BERTH_BRIDGE ?? "berth0",
+  };
+}
+
+const PREDEFINED = new Set(["bridge", "host", "none"]);
+const hex = (n: number) => randomBytes(n).toString("hex");
+const nowIso = () => new Date().toISOString();
+
+function ourOwner(): string {
+  try {
+    const stat = readFileSync("/proc/self/stat", "utf8");
+    return `${process.pid} ${stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]}`;
+  } catch {
+    return `${process.pid}`;
+  }
+}
+
+export function ownerOf(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return `${pid} ${stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]}`;
+  } catch {
+    return `${pid}`;
+  }
+}
+
+// ---- lookups --------------------------------------------------------------------------------
+
+export function findNetwork(state: NetworkState, ref: string): NetworkRecord | undefined {
+  const all = Object.values(state.networks);
+  return all.find((n) => n.name === ref) ?? all.find((n) => n.id === ref) ?? (() => {
+    const hits = ref.length >= 1 ? all.filter((n) => n.id.startsWith(ref)) : [];
+    return hits.length === 1 ? hits[0] : undefined;
+  })();
+}
+
+function noSuchNetwork(ref: string): BerthError {
+  return new BerthError(`network ${ref} not found`, { exitCode: 1 });
+}
+
+function liveEndpoints(state: NetworkState, networkId: string): EndpointRecord[] {
+  return Object.values(state.endpoints).filter((e) => e.networkId === networkId && ownerAlive(e.owner));
+}
+
+// ---- kernel effects ---------------------------------------------------------------------------
+
+async function applyFirewall(state: NetworkState): Promise<void> {
+  await runNft(renderRuleset(state));
+}
+
+/** Makes the network's bridge if it is missing (first use, or after a reboot). True if it was made. */
+async function ensureBridge(net: NetworkRecord): Promise<boolean> {
+  if (linkExists(net.bridge)) return false;
+  const subnet = parseCidr(net.subnet);
+  await runFilesystemOps([
+    netlinkOp(newBridge(net.bridge, hostMtu()), { netns: "", ignoreErrno: ERRNO.EEXIST, what: `create bridge ${net.bridge}` }),
+    netlinkOp(newAddress({ ip: net.gateway, prefix: subnet.prefix, broadcast: broadcast(subnet) }), {
+      netns: "", ifname: net.bridge, ignoreErrno: ERRNO.EEXIST, what: `add address ${net.gateway}/${subnet.prefix} to ${net.bridge}`,
+    }),
+  ]);
+  // Published ports answer on 127.0.0.1 through DNAT to the bridge: loopback sources must be routable there.
+  writeSysctl(`net/ipv4/conf/${net.bridge}/route_localnet`, "1");
+  if (!net.internal) ensureIpForward();
+  return true;
+}
+
+async function removeBridge(bridge: string): Promise<void> {
+  if (!linkExists(bridge)) return;
+  await runFilesystemOps([netlinkOp(delLink(bridge), { netns: "", ignoreErrno: ERRNO.ENODEV, what: `delete ${bridge}` })]);
+}
+
+function dnsPidFile(ctx: NetworkContext, net: NetworkRecord): string {
+  return join(ctx.execRoot, "network", `dns-${net.id.slice(0, 12)}.pid`);
+}
+
+/** Starts the network's embedded DNS server (a detached process) unless it runs. */
+async function ensureDns(ctx: NetworkContext, net: NetworkRecord): Promise<void> {
+  if (net.isDefault) return;
+  const pidFile = dnsPidFile(ctx, net);
+  try {
+    if (ownerAlive(readFileSync(pidFile, "utf8"))) return;
+  } catch { /* not running */ }
+  mkdirSync(join(ctx.execRoot, "network"), { recursive: true });
+  // From dist/src/network/ or from the CLI bundle in dist/bundle/.
+  const script = ["./dns-server.js", "../src/network/dns-server.js"].map((rel) => fileURLToPath(new URL(rel, import.meta.url))).find((p) => existsSync(p));
+  if (!script) throw new BerthError("the DNS server script (dist/src/network/dns-server.js) is missing: run `npm run build`");
+  const child = spawn(process.execPath, [script, ctx.dataRoot, net.id, net.gateway, pidFile, net.internal ? "0" : "1"], {
+    detached: true,
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  writeFileSync(pidFile, ownerOf(child.pid as number));
+  await new Promise<void>((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new BerthError(`the DNS server of network ${net.name} did not start`)), 10_000);
+    child.stdout?.setEncoding("utf8").on("data", (s: string) => {
+      out += s;
+      if (out.includes("ready")) { clearTimeout(timer); resolve(); }
+    });
+    child.on("exit", () => { clearTimeout(timer); reject(new BerthError(`the DNS server of network ${net.name} failed to start on ${net.gateway}:53`)); });
+  });
+  child.removeAllListeners("exit");
+  child.stdout?.destroy();
+  child.unref();
+}
+
+function stopDns(ctx: NetworkContext, net: NetworkRecord): void {
+  const pidFile = dnsPidFile(ctx, net);
+  try {
+    const text = readFileSync(pidFile, "utf8");
+    if (ownerAlive(text)) process.kill(Number(text.split(" ")[0]), "SIGTERM");
+  } catch { /* not running */ }
+  rmSync(pidFile, { force: true });
+}
+
+// ---- the default network ------------------------------------------------------------------------
+
+function ourSubnets(state: NetworkState) {
+  return Object.values(state.networks).map((n) => parseCidr(n.subnet));
+}
+
+/** Host routes and addresses that are not Berth's own bridges. */
+function hostTaken(state: NetworkState) {
+  const own = ourSubnets(state);
+  return hostTakenSubnets().filter((h) => !own.some((o) => o.base === h.base && o.prefix === h.prefix));
+}
+
+function ensureDefaultRecord(ctx: NetworkContext, state: NetworkState): NetworkRecord {
+  const existing = Object.values(state.networks).find((n) => n.isDefault);
+  if (existing) return existing;
+  const taken = [...hostTaken(state), ...ourSubnets(state)];
+  const subnet = ctx.defaultSubnet ? parseCidr(ctx.defaultSubnet) : chooseSubnet(defaultPool(), taken);
+  if (ctx.defaultSubnet) {
+    const clash = taken.find((t) => overlaps(t, subnet));
+    if (clash) throw new BerthError(`default bridge subnet ${ctx.defaultSubnet} overlaps ${formatCidr(clash)} (a host route or another network): choose another`);
+  }
+  const rec: NetworkRecord = {
+    id: hex(32), name: "bridge", driver: "bridge", bridge: ctx.defaultBridge ?? "berth0", subnet: formatCidr(subnet),
+    gateway: defaultGateway(subnet), internal: false, isDefault: true, created: nowIso(), labels: {},
+    options: { "com.docker.network.bridge.default_bridge": "true", "com.docker.network.bridge.name": ctx.defaultBridge ?? "berth0" },
+  };
+  state.networks[rec.id] = rec;
+  return rec;
+}
+
+// ---- crash cleanup --------------------------------------------------------------------------------
+
+/**
+ * Releases what dead owners left: endpoints (leases, published ports) whose process is gone, their /etc
+ * files, and makes the firewall match the state. Veth pairs end with their container's namespace.
+ */
+export async function sweepNetworks(ctx: NetworkContext): Promise<string[]> {
+  const released: string[] = [];
+  await updateState(ctx.dataRoot, async (state) => {
+    let ports = false;
+    for (const ep of Object.values(state.endpoints)) {
+      if (ownerAlive(ep.owner)) continue;
+      released.push(ep.id);
+      ports ||= ep.ports.length > 0;
+      delete state.endpoints[ep.id];
+      rmSync(containerFilesDir(ctx, ep.containerId), { recursive: true, force: true });
+    }
+    if (ports) await applyFirewall(state);
+  });
+  return released;
+}
+
+const swept = new Set<string>();
+
+async function sweepOnce(ctx: NetworkContext): Promise<void> {
+  if (swept.has(ctx.dataRoot)) return;
+  swept.add(ctx.dataRoot);
+  await sweepNetworks(ctx);
+}
+
+// ---- networks ------------------------------------------------------------------------------------
+
+export interface CreateNetworkOptions {
+  name: string;
+  driver?: string;
+  subnet?: string;
+  gateway?: string;
+  internal?: boolean;
+  labels?: Record<string, string>;
+  options?: Record<string, string>;
+}
+
+export async function createNetwork(ctx: NetworkContext, o: CreateNetworkOptions): Promise<{ Id: string; Warning: string }> {
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(o.name)) throw new BerthError(`invalid network name "${o.name}": use letters, digits, _ . -`);
+  if (PREDEFINED.has(o.name)) throw new BerthError(`network with name ${o.name} already exists`, { exitCode: 1 });
+  const driver = o.driver ?? "bridge";
+  if (driver !== "bridge") throw new BerthError(`network driver "${driver}" is not supported: use bridge`);
+  const created = await updateState(ctx.dataRoot, async (state) => {
+    if (Object.values(state.networks).some((n) => n.name === o.name)) throw new BerthError(`network with name ${o.name} already exists`, { exitCode: 1 });
+    const others = ourSubnets(state);
+    let subnet;
+    if (o.subnet) {
+      subnet = parseCidr(o.subnet);
+      const clash = Object.values(state.networks).find((n) => overlaps(parseCidr(n.subnet), subnet!));
+      if (clash) throw new BerthError(`invalid --subnet ${o.subnet}: it overlaps network ${clash.name} (${clash.subnet})`);
+      const host = hostTaken(state).find((h) => overlaps(h, subnet!));
+      if (host) throw new BerthError(`invalid --subnet ${o.subnet}: it overlaps the host's ${formatCidr(host)}`);
+    } else {
+      if (o.gateway) throw new BerthError("--gateway needs --subnet");
+      subnet = chooseSubnet(defaultPool(), [...hostTaken(state), ...others]);
+    }
+    let gateway = defaultGateway(subnet);
+    if (o.gateway) {
+      if (!contains(subnet, ipToInt(o.gateway))) throw new BerthError(`invalid --gateway ${o.gateway}: it is not in subnet ${formatCidr(subnet)}`);
+      gateway = o.gateway;
+    }
+    const id = hex(32);
+    const rec: NetworkRecord = {
+      id, name: o.name, driver: "bridge", bridge: `berth${id.slice(0, 10)}`, subnet: formatCidr(subnet), gateway,
+      internal: o.internal ?? false, isDefault: false, created: nowIso(), labels: o.labels ?? {}, options: o.options ?? {},
+    };
+    state.networks[id] = rec;
+    try {
+      await ensureBridge(rec);
+      await applyFirewall(state);
+      await ensureDns(ctx, rec);
+    } catch (err) {
+      delete state.networks[id];
+      stopDns(ctx, rec);
+      await removeBridge(rec.bridge).catch(() => {});
+      await applyFirewall(state).catch(() => {});
+      throw err;
+    }
+    return rec;
+  });
+  return { Id: created.id, Warning: "" };
+}
+
+async function teardownNetwork(ctx: NetworkContext, state: NetworkState, net: NetworkRecord): Promise<void> {
+  for (const ep of Object.values(state.endpoints)) if (ep.networkId === net.id) delete state.endpoints[ep.id];
+  delete state.networks[net.id];
+  stopDns(ctx, net);
+  await applyFirewall(state);
+  await removeBridge(net.bridge);
+}
+
+export async function removeNetwork(ctx: NetworkContext, ref: string): Promise<void> {
+  if (ref === "host" || ref === "none") throw new BerthError(`${ref} is a pre-defined network and cannot be removed`, { exitCode: 1 });
+  await updateState(ctx.dataRoot, async (state) => {
+    const net = findNetwork(state, ref);
+    if (!net) throw noSuchNetwork(ref);
+    if (net.isDefault) throw new BerthError(`bridge is a pre-defined network and cannot be removed`, { exitCode: 1 });
+    const active = liveEndpoints(state, net.id);
+    if (active.length) {
+      throw new BerthError(`error while removing network: network ${net.name} id ${net.id} has active endpoints (${active.map((e) => e.containerName || e.containerId.slice(0, 12)).join(", ")})`, { exitCode: 1 });
+    }
+    await teardownNetwork(ctx, state, net);
+  });
+}
+
+/**
+ * Removes every user network without containers. Berth also takes down the default bridge when nothing
+ * uses it (it is made again on demand), so an idle host keeps no bridge, rule or lease of Berth's.
+ */
+export async function pruneNetworks(ctx: NetworkContext): Promise<string[]> {
+  await sweepNetworks(ctx);
+  const removed: string[] = [];
+  await updateState(ctx.dataRoot, async (state) => {
+    for (const net of Object.values(state.networks)) {
+      if (liveEndpoints(state, net.id).length) continue;
+      await teardownNetwork(ctx, state, net);
+      if (!net.isDefault) removed.push(net.name);
+    }
+  });
+  return removed;
+}
+
+// ---- docker's JSON ----------------------------------------------------------------------------------
+
+export interface DockerNetwork {
+  Name: string;
+  Id: string;
+  Created: string;
+  Scope: string;
+  Driver: string;
+  EnableIPv6: boolean;
+  IPAM: { Driver: string; Options: null | Record<string, string>; Config: { Subnet: string; Gateway: string }[] };
+  Internal: boolean;
+  Attachable: boolean;
+  Ingress: boolean;
+  ConfigFrom: { Network: string };
+  ConfigOnly: boolean;
+  Containers: Record<string, { Name: string; EndpointID: string; MacAddress: string; IPv4Address: string; IPv6Address: string }>;
+  Options: Record<string, string>;
+  Labels: Record<string, string>;
+}
+
+const PSEUDO: Record<string, { id: string; driver: string }> = {
+  host: { id: createHash("sha256").update("berth-host-network").digest("hex"), driver: "host" },
+  none: { id: createHash("sha256").update("berth-none-network").digest("hex"), driver: "null" },
+};
+
+function pseudoJson(name: string): DockerNetwork {
+  return {
+    Name: name, Id: PSEUDO[name].id, Created: "1970-01-01T00:00:00Z", Scope: "local", Driver: PSEUDO[name].driver, EnableIPv6: false,
+    IPAM: { Driver: "default", Options: null, Config: [] }, Internal: false, Attachable: false, Ingress: false,
+    ConfigFrom: { Network: "" }, ConfigOnly: false, Containers: {}, Options: {}, Labels: {},
+  };
+}
+
+function networkJson(state: NetworkState, net: NetworkRecord): DockerNetwork {
+  const prefix = parseCidr(net.subnet).prefix;
+  const containers: DockerNetwork["Containers"] = {};
+  for (const ep of liveEndpoints(state, net.id)) {
+    containers[ep.containerId] = { Name: ep.containerName, EndpointID: ep.id, MacAddress: ep.mac, IPv4Address: `${ep.ip}/${prefix}`, IPv6Address: "" };
+  }
+  return {
+    Name: net.name, Id: net.id, Created: net.created, Scope: "local", Driver: net.driver, EnableIPv6: false,
+    IPAM: { Driver: "default", Options: null, Config: [{ Subnet: net.subnet, Gateway: net.gateway }] },
+    Internal: net.internal, Attachable: false, Ingress: false, ConfigFrom: { Network: "" }, ConfigOnly: false,
+    Containers: containers, Options: { ...net.options, "com.docker.network.bridge.name": net.bridge }, Labels: net.labels,
+  };
+}
+
+/** `GET /networks`: every network, the default bridge (made on first use) and host/none included. */
+export async function listNetworks(ctx: NetworkContext): Promise<DockerNetwork[]> {
+  const state = await updateState(ctx.dataRoot, (s) => { ensureDefaultRecord(ctx, s); return s; });
+  const list = Object.values(state.networks).sort((a, b) => (a.isDefault ? -1 : b.isDefault ? 1 : a.name.localeCompare(b.name)));
+  return [...list.map((n) => networkJson(state, n)), pseudoJson("host"), pseudoJson("none")];
+}
+
+/** `GET /networks/{id}` */
+export async function inspectNetwork(ctx: NetworkContext, ref: string): Promise<DockerNetwork> {
+  if (ref === "host" || ref === "none") return pseudoJson(ref);
+  const state = ref === "bridge" ? await updateState(ctx.dataRoot, (s) => { ensureDefaultRecord(ctx, s); return s; }) : readState(ctx.dataRoot);
+  const net = findNetwork(state, ref);
+  if (!net) throw noSuchNetwork(ref);
+  return networkJson(state, net);
+}
+
+/** docker's NetworkSettings of a container (container inspect). */
+export function containerNetworkSettings(ctx: NetworkContext, containerId: string, exposed: string[] = []): Record<string, unknown> {
+  const state = readState(ctx.dataRoot);
+  const eps = Object.values(state.endpoints).filter((e) => e.containerId === containerId);
+  const networks: Record<string, unknown> = {};
+  let primary: Record<string, unknown> | undefined;
+  for (const ep of eps) {
+    const net = state.networks[ep.networkId];
+    if (!net) continue;
+    const entry = {
+      IPAMConfig: null, Links: null, Aliases: ep.aliases.length ? ep.aliases : null, NetworkID: net.id, EndpointID: ep.id,
+      Gateway: net.internal ? "" : net.gateway, IPAddress: ep.ip, IPPrefixLen: parseCidr(net.subnet).prefix, IPv6Gateway: "",
+      GlobalIPv6Address: "", GlobalIPv6PrefixLen: 0, MacAddress: ep.mac, DriverOpts: null,
+    };
+    networks[net.name] = entry;
+    if (net.isDefault) primary = entry;
+  }
+  const ports = eps.flatMap((e) => e.ports);
+  const p = primary ?? { Gateway: "", IPAddress: "", IPPrefixLen: 0, MacAddress: "" };
+  return {
+    Bridge: "", SandboxID: "", HairpinMode: false, LinkLocalIPv6Address: "", LinkLocalIPv6PrefixLen: 0,
+    Ports: dockerPorts(ports, exposed), SandboxKey: "", SecondaryIPAddresses: null, SecondaryIPv6Addresses: null,
+    EndpointID: (primary as { EndpointID?: string } | undefined)?.EndpointID ?? "", Gateway: p.Gateway, GlobalIPv6Address: "",
+    GlobalIPv6PrefixLen: 0, IPAddress: p.IPAddress, IPPrefixLen: p.IPPrefixLen, IPv6Gateway: "", MacAddress: p.MacAddress,
+    Networks: networks,
+  };
+}
+
+/** The published ports of a container (`port`). */
+export function containerPorts(ctx: NetworkContext, containerRef: string): PortBinding[] {
+  const state = readState(ctx.dataRoot);
+  const eps = Object.values(state.endpoints).filter((e) => ownerAlive(e.owner) && (e.containerId.startsWith(containerRef) || e.containerName === containerRef));
+  if (eps.length === 0) throw new BerthError(`no such container: ${containerRef}`, { exitCode: 1 });
+  return eps.flatMap((e) => e.ports);
+}
+
+// ---- ports -------------------------------------------------------------------------------------------
+
+function probe(proto: "tcp" | "udp", ip: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const fail = (err: NodeJS.ErrnoException) => {
+      const where = `${ip || "0.0.0.0"}:${port}/${proto}`;
+      reject(new BerthError(err.code === "EADDRINUSE"
+        ? `cannot publish port ${where}: address already in use (another program on the host listens there)`
+        : `cannot publish port ${where}: ${err.message}`));
+    };
+    if (proto === "tcp") {
+      const srv = createServer();
+      srv.once("error", fail);
+      srv.listen({ port, host: ip || "0.0.0.0", exclusive: true }, () => {
+        const got = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(got));
+      });
+    } else {
+      const s = createSocket("udp4");
+      s.once("error", fail);
+      s.bind({ port, address: ip || "0.0.0.0", exclusive: true }, () => {
+        const got = s.address().port;
+        s.close(() => resolve(got));
+      });
+    }
+  });
+}
+
+async function reservePorts(state: NetworkState, wanted: PortSpec[]): Promise<PortBinding[]> {
+  const taken = Object.values(state.endpoints).filter((e) => ownerAlive(e.owner)).flatMap((e) => e.ports);
+  const out: PortBinding[] = [];
+  for (const w of wanted) {
+    let hostPort = w.hostPort;
+    for (let attempt = 0; ; attempt++) {
+      const candidate = { ...w, hostPort };
+      const clash = [...taken, ...out].find((t) => conflicts(t, candidate));
+      if (clash) {
+        if (w.hostPort !== 0 || attempt > 20) {
+          throw new BerthError(`cannot publish port ${w.hostIp || "0.0.0.0"}:${hostPort}/${w.proto}: port is already allocated (by another container)`);
+        }
+      } else {
+        hostPort = await probe(w.proto, w.hostIp, hostPort);
+        if (![...taken, ...out].some((t) => conflicts(t, { ...w, hostPort }))) break;
+      }
+      hostPort = 0;
+    }
+    out.push({ proto: w.proto, hostIp: w.hostIp, hostPort, containerPort: w.containerPort });
+  }
+  return out;
+}
+
+// ---- containers ---------------------------------------------------------------------------------
+
+export function containerFilesDir(ctx: NetworkContext, containerId: string): string {
+  return join(ctx.execRoot, "network", "containers", containerId);
+}
+
+export interface ContainerNetworkRequest {
+  containerId: string;
+  /** The container's name (resolvable on user networks). */
+  name?: string;
+  hostname: string;
+  /** none | host | bridge | NAME | container:ID-or-NAME */
+  mode: string;
+  ip?: string;
+  aliases?: string[];
+  mac?: string;
+  publish?: PortSpec[];
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOptions?: string[];
+  addHosts?: HostsEntry[];
+  /** "PID STARTTIME" of the process whose life bounds the lease (default: this process). */
+  owner?: string;
+  /** Where foreground containers keep state (for container:NAME), default /run/berth. */
+  stateRoot?: string;
+}
+
+export interface ContainerNetwork {
+  mode: "none" | "host" | "bridge" | "container";
+  network?: NetworkRecord;
+  endpoint?: EndpointRecord;
+  /** container: mode: the network namespace to join. */
+  netnsPath?: string;
+  /** /etc/hosts, /etc/resolv.conf, /etc/hostname bind mounts. */
+  binds: { source: string; destination: string; readOnly: boolean }[];
+  /** Netlink requests the helper sends after clone, before the container runs. */
+  parentOps: Op[];
+  /** After the container process exists and the helper made its interfaces. */
+  started(pid: number): Promise<void>;
+  /** After the container ended (or failed to start): idempotent. */
+  release(): Promise<void>;
+}
+
+function etcBinds(dir: string) {
+  return [
+    { source: join(dir, "hosts"), destination: "/etc/hosts", readOnly: false },
+    { source: join(dir, "resolv.conf"), destination: "/etc/resolv.conf", readOnly: false },
+    { source: join(dir, "hostname"), destination: "/etc/hostname", readOnly: false },
+  ];
+}
+
+function hostVethName(containerId: string, networkId: string): string {
+  return `veth${createHash("sha256").update(`${containerId}/${networkId}`).digest("hex").slice(0, 10)}`;
+}
+
+/** Finds a foreground container's pid by id (prefix) or by the name it has on a network. */
+export function findContainerPid(ctx: NetworkContext, ref: string, stateRoot: string): { id: string; pid: number } {
+  const state = readState(ctx.dataRoot);
+  const byName = Object.values(state.endpoints).find((e) => e.containerName === ref && ownerAlive(e.owner));
+  let id = byName?.containerId;
+  if (!id) {
+    let names: string[] = [];
+    try { names = readdirSync(join(stateRoot, "containers")); } catch { /* none */ }
+    const hits = names.filter((n) => n.startsWith(ref));
+    if (hits.length === 1) id = hits[0];
+  }
+  if (id) {
+    try {
+      const st = JSON.parse(readFileSync(join(stateRoot, "containers", id, "state.json"), "utf8")) as { pid?: number };
+      if (st.pid && ownerAlive(ownerOf(st.pid))) return { id, pid: st.pid };
+    } catch { /* not running */ }
+  }
+  throw new BerthError(`cannot join the network of container ${ref}: no such running container`);
+}
+
+/**
+ * Everything a container needs from the network before it starts: the address (leased now), published
+ * ports (reserved now), its /etc files, and the helper's netlink requests. Call `release` when it ends.
+ */
+export async function prepareContainerNetwork(ctx: NetworkContext, req: ContainerNetworkRequest): Promise<ContainerNetwork> {
+  const noop = { parentOps: [], started: async () => {}, release: async () => {} };
+  if (req.mode === "host" || req.mode === "none") {
+    if (req.publish?.length && req.mode === "none") throw new BerthError("published ports need a network: -p does not work with --network none");
+    return { mode: req.mode, binds: [], ...noop };
+  }
+  if (req.mode.startsWith("container:")) {
+    if (req.publish?.length) throw new BerthError("conflicting options: -p cannot be used with --network container:");
+    const target = findContainerPid(ctx, req.mode.slice("container:".length), req.stateRoot ?? "/run/berth");
+    const dir = containerFilesDir(ctx, target.id);
+    let binds: ContainerNetwork["binds"] = [];
+    try { readFileSync(join(dir, "hosts")); binds = etcBinds(dir).filter((b) => b.destination !== "/etc/hostname"); } catch { /* none */ }
+    return { mode: "container", netnsPath: `/proc/${target.pid}/ns/net`, binds, ...noop };
+  }
+  await sweepOnce(ctx);
+  const owner = req.owner ?? ourOwner();
+  const { net, ep } = await updateState(ctx.dataRoot, async (state) => {
+    const known = Object.keys(state.networks).length;
+    const net = req.mode === "bridge" ? ensureDefaultRecord(ctx, state) : findNetwork(state, req.mode);
+    if (!net) throw noSuchNetwork(req.mode);
+    const fresh = Object.keys(state.networks).length !== known;
+    if (net.isDefault && req.aliases?.length) throw new BerthError("network-scoped aliases are only supported for user-defined networks");
+    if (net.isDefault && req.ip) throw new BerthError("user specified IP address is supported on user defined networks only");
+    const subnet = parseCidr(net.subnet);
+    const used = new Set(Object.values(state.endpoints).filter((e) => e.networkId === net.id).map((e) => e.ip));
+    const ip = req.ip ? checkRequested(subnet, net.gateway, used, req.ip, net.name) : allocate(subnet, net.gateway, used, net.lastIp);
+    if (!req.ip) net.lastIp = ip;
+    const ports = await reservePorts(state, req.publish ?? []);
+    const ep: EndpointRecord = {
+      id: hex(32), networkId: net.id, containerId: req.containerId, containerName: req.name ?? "", ip, mac: req.mac ?? macFor(ip),
+      aliases: req.aliases ?? [], ports, hostVeth: hostVethName(req.containerId, net.id), ifname: "eth0", owner, created: nowIso(),
+    };
+    state.endpoints[ep.id] = ep;
+    const made = await ensureBridge(net);
+    if (made || fresh || ports.length) await applyFirewall(state);
+    await ensureDns(ctx, net);
+    return { net, ep };
+  });
+  let released = false;
+  const release = async () => {
+    if (released) return;
+    released = true;
+    await updateState(ctx.dataRoot, async (state) => {
+      delete state.endpoints[ep.id];
+      if (ep.ports.length) await applyFirewall(state);
+    });
+    rmSync(containerFilesDir(ctx, req.containerId), { recursive: true, force: true });
+  };
+  try {
+    const dir = containerFilesDir(ctx, req.containerId);
+    mkdirSync(dir, { recursive: true, mode: 0o711 });
+    const host = parseResolvConf(readHostResolvConf());
+    writeFileSync(join(dir, "hosts"), hostsFile({ hostname: req.hostname, ip: ep.ip, aliases: [...(req.name ? [req.name] : []), ...ep.aliases], extra: req.addHosts }));
+    writeFileSync(join(dir, "resolv.conf"), resolvConf({ host, embedded: net.isDefault ? undefined : net.gateway, dns: req.dns, dnsSearch: req.dnsSearch, dnsOptions: req.dnsOptions }));
+    writeFileSync(join(dir, "hostname"), `${req.hostname}\n`);
+    const subnet = parseCidr(net.subnet);
+    const parentOps: Op[] = [
+      netlinkOp(newVethIntoNetns({ hostName: ep.hostVeth, peerName: ep.ifname, mtu: hostMtu(), mac: ep.mac }), {
+        netns: "", ifname: net.bridge, what: `create veth ${ep.hostVeth} on ${net.bridge} with ${ep.ifname} in the container`,
+      }),
+      netlinkOp(newAddress({ ip: ep.ip, prefix: subnet.prefix, broadcast: broadcast(subnet) }), {
+        netns: "@CHILD@", ifname: ep.ifname, what: `add address ${ep.ip}/${subnet.prefix} to ${ep.ifname}`,
+      }),
+      netlinkOp(linkUp(), { netns: "@CHILD@", ifname: ep.ifname, what: `bring up ${ep.ifname}` }),
+    ];
+    if (!net.internal) {
+      parentOps.push(netlinkOp(newDefaultRoute(net.gateway), { netns: "@CHILD@", ifname: ep.ifname, what: `add default route via ${net.gateway}` }));
+    }
+    return {
+      mode: "bridge",
+      network: net,
+      endpoint: ep,
+      binds: etcBinds(dir),
+      parentOps,
+      started: async () => {
+        // Hairpin: a container reaching its own published port through the host comes back on its port.
+        try { writeFileSync(`/sys/class/net/${ep.hostVeth}/brport/hairpin_mode`, "1"); } catch { /* not fatal */ }
+      },
+      release,
+    };
+  } catch (err) {
+    await release();
+    throw err;
+  }
+}
+
+// ---- connect / disconnect a running container -----------------------------------------------------------
+
+export interface ConnectOptions {
+  containerId: string;
+  name?: string;
+  /** The container's init pid (its network namespace is /proc/PID/ns/net). */
+  pid: number;
+  ip?: string;
+  aliases?: string[];
+  owner?: string;
+}
+
+export async function connectContainer(ctx: NetworkContext, ref: string, o: ConnectOptions): Promise<EndpointRecord> {
+  await sweepOnce(ctx);
+  return updateState(ctx.dataRoot, async (state) => {
+    const net = ref === "bridge" ? ensureDefaultRecord(ctx, state) : findNetwork(state, ref);
+    if (!net) throw noSuchNetwork(ref);
+    const mine = Object.values(state.endpoints).filter((e) => e.containerId === o.containerId);
+    if (mine.some((e) => e.networkId === net.id)) throw new BerthError(`endpoint with name ${o.name || o.containerId.slice(0, 12)} already exists in network ${net.name}`, { exitCode: 1 });
+    const subnet = parseCidr(net.subnet);
+    const used = new Set(Object.values(state.endpoints).filter((e) => e.networkId === net.id).map((e) => e.ip));
+    const ip = o.ip ? checkRequested(subnet, net.gateway, used, o.ip, net.name) : allocate(subnet, net.gateway, used, net.lastIp);
+    if (!o.ip) net.lastIp = ip;
+    const names = new Set(mine.map((e) => e.ifname));
+    let n = 0;
+    while (names.has(`eth${n}`)) n++;
+    const ep: EndpointRecord = {
+      id: hex(32), networkId: net.id, containerId: o.containerId, containerName: o.name ?? "", ip, mac: macFor(ip), aliases: o.aliases ?? [],
+      ports: [], hostVeth: hostVethName(o.containerId, net.id), ifname: `eth${n}`, owner: o.owner ?? ownerOf(o.pid), created: nowIso(),
+    };
+    if (await ensureBridge(net)) await applyFirewall(state);
+    await ensureDns(ctx, net);
+    const netns = `/proc/${o.pid}/ns/net`;
+    await runFilesystemOps([
+      netlinkOp(newVethIntoNetns({ hostName: ep.hostVeth, peerName: ep.ifname, mtu: hostMtu(), mac: ep.mac, pid: o.pid }), {
+        netns: "", ifname: net.bridge, what: `create veth ${ep.hostVeth} on ${net.bridge}`,
+      }),
+      netlinkOp(newAddress({ ip, prefix: subnet.prefix, broadcast: broadcast(subnet) }), { netns, ifname: ep.ifname, what: `add address ${ip} to ${ep.ifname}` }),
+      netlinkOp(linkUp(), { netns, ifname: ep.ifname, what: `bring up ${ep.ifname}` }),
+    ]);
+    state.endpoints[ep.id] = ep;
+    return ep;
+  });
+}
+
+export async function disconnectContainer(ctx: NetworkContext, ref: string, containerRef: string): Promise<void> {
+  await updateState(ctx.dataRoot, async (state) => {
+    const net = findNetwork(state, ref);
+    if (!net) throw noSuchNetwork(ref);
+    const ep = Object.values(state.endpoints).find((e) => e.networkId === net.id && (e.containerId.startsWith(containerRef) || e.containerName === containerRef));
+    if (!ep) throw new BerthError(`container ${containerRef} is not connected to network ${net.name}`, { exitCode: 1 });
+    if (linkExists(ep.hostVeth)) {
+      await runFilesystemOps([netlinkOp(delLink(ep.hostVeth), { netns: "", ignoreErrno: ERRNO.ENODEV, what: `delete ${ep.hostVeth}` })]);
+    }
+    delete state.endpoints[ep.id];
+    if (ep.ports.length) await applyFirewall(state);
+  });
+}
