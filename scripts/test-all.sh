@@ -9,7 +9,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-packages=(gcc libc6-dev make iproute2 util-linux procps runc busybox-static)
+packages=(gcc libc6-dev make iproute2 util-linux procps runc busybox-static attr docker.io)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
