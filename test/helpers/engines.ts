@@ -81,18 +81,18 @@ export function workDir(tag: string): string {
 
 function busyboxBinary(): string {
   for (const p of ["/bin/busybox", "/usr/bin/busybox"]) {
-    if (existsSync(p) && /statically linked|static-pie/.test(cmd("file", ["-L", p]).stdout + staticHint(p))) return p;
+    if (existsSync(p) && isStatic(p)) return p;
   }
   throw new Error("busybox-static is not installed: a static /bin/busybox is needed for the test image");
 }
 
-/** `file` may be missing: a binary with no PT_INTERP header is static. */
-function staticHint(p: string): string {
+/** A binary that names no dynamic loader is static (busybox-static, not the dynamic busybox). */
+function isStatic(p: string): boolean {
   try {
     const elf = readFileSync(p);
-    return elf.includes(Buffer.from("/lib64/ld-linux")) || elf.includes(Buffer.from("/lib/ld-linux")) ? "" : "statically linked";
+    return !elf.includes(Buffer.from("/lib64/ld-linux")) && !elf.includes(Buffer.from("/lib/ld-linux"));
   } catch {
-    return "";
+    return false;
   }
 }
 

@@ -191,6 +191,10 @@ describe("podman --runtime berth-oci", { skip: gate(["podman", "conmon", "busybo
     p = setupPodman();
     const load = p.podman(["load", "-i", image()]);
     assert.equal(load.code, 0, show("podman load", load));
+    // podman names an unqualified RepoTag localhost/...: give it the name the other engines use.
+    const loaded = /Loaded image(?:\(s\))?: (\S+)/.exec(load.stdout)?.[1];
+    assert.ok(loaded, show("podman load", load));
+    if (loaded !== IMAGE) assert.equal(p.podman(["tag", loaded, IMAGE]).code, 0);
   });
   after(async () => { await p?.cleanup(); });
 
