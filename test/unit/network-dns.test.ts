@@ -1,0 +1,45 @@
+// The embedded DNS server's message handling, without sockets.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { answerFromTable, decode, encodeQuery, encodeResponse, RCODE, reverseName, TYPE, type NameTable } from "../../src/network/dns.js";
+
+const table: NameTable = {
+  forward: new Map([["web", ["172.19.0.2"]], ["www", ["172.19.0.2"]], ["db", ["172.19.0.3", "172.19.0.4"]]]),
+  reverse: new Map([["172.19.0.2", "web"]]),
+};
+
+test("a query round-trips through encode and decode", () => {
+  const q = decode(encodeQuery(0x1234, "web.example.", TYPE.A));
+  assert.equal(q.id, 0x1234);
+  assert.equal(q.flags & 0x0100, 0x0100);
+  assert.deepEqual(q.questions, [{ name: "web.example", type: TYPE.A, cls: 1 }]);
+});
+
+test("names on the network are answered with A records, case-insensitively", () => {
+  const q = decode(encodeQuery(7, "DB", TYPE.A));
+  const r = answerFromTable(q, table);
+  assert.notEqual(r, "forward");
+  if (r === "forward") return;
+  const res = decode(encodeResponse(q, r.answers, r.rcode));
+  assert.equal(res.id, 7);
+  assert.equal(res.flags & 0x8000, 0x8000);
+  assert.equal(res.flags & 0xf, RCODE.NOERROR);
+  assert.deepEqual(res.answers.map((a) => a.data), ["172.19.0.3", "172.19.0.4"]);
+  assert.equal(res.answers[0].name, "DB");
+});
+
+test("PTR answers for addresses on the network; AAAA for a known name is empty NOERROR", () => {
+  assert.equal(reverseName("2.0.19.172.in-addr.arpa"), "172.19.0.2");
+  const q = decode(encodeQuery(9, "2.0.19.172.in-addr.arpa", TYPE.PTR));
+  const r = answerFromTable(q, table);
+  assert.deepEqual(r, { answers: [{ type: TYPE.PTR, data: "web" }], rcode: RCODE.NOERROR });
+  const res = decode(encodeResponse(q, (r as { answers: { type: number; data: string }[] }).answers, RCODE.NOERROR));
+  assert.equal(res.answers[0].data, "web");
+  assert.deepEqual(answerFromTable(decode(encodeQuery(1, "web", TYPE.AAAA)), table), { answers: [], rcode: RCODE.NOERROR });
+});
+
+test("unknown names and addresses go to the host's resolvers", () => {
+  assert.equal(answerFromTable(decode(encodeQuery(1, "example.com", TYPE.A)), table), "forward");
+  assert.equal(answerFromTable(decode(encodeQuery(1, "9.9.9.10.in-addr.arpa", TYPE.PTR)), table), "forward");
+  assert.throws(() => decode(Buffer.from([1, 2, 3])), /short message/);
+});
