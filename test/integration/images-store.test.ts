@@ -227,6 +227,57 @@ describe("image store (integration)", { skip }, () => {
     assert.deepEqual(readdirSync(join(root, "layers")).filter((n) => !/^[0-9a-f]{64}$/.test(n)), []);
   });
 
+  it("ingest resumes a partial download and concurrent ingests of one digest fetch once", async () => {
+    const data = Buffer.alloc(300_000, 3);
+    const digest = sha256(data);
+    const store = new ImageStore(root);
+    const offsets: number[] = [];
+    // First attempt: the connection drops after 100000 bytes.
+    await assert.rejects(store.ingestBlob({ digest, size: data.length }, async (offset) => {
+      offsets.push(offset);
+      return new Readable({
+        read() {
+          this.push(data.subarray(0, 100_000));
+          this.destroy(new Error("connection reset"));
+        },
+      });
+    }), /transfer failed after 100000/);
+    assert.equal(store.hasBlob(digest), false);
+    // Second attempt starts at the offset the partial file reached.
+    await store.ingestBlob({ digest, size: data.length }, async (offset) => {
+      offsets.push(offset);
+      return Readable.from([data.subarray(offset)]);
+    });
+    assert.equal(offsets[0], 0);
+    assert.ok(offsets[1] <= 100_000, "resumes from what reached the disk");
+    assert.deepEqual(await store.readBlob(digest), data);
+
+    // A partial file from an earlier (killed) process is resumed from its length.
+    const more = Buffer.alloc(150_000, 5);
+    const d3 = sha256(more);
+    writeFileSync(join(root, "tmp/ingest", `${d3.slice(7)}.partial`), more.subarray(0, 60_000));
+    const seen: number[] = [];
+    await store.ingestBlob({ digest: d3, size: more.length }, async (offset) => {
+      seen.push(offset);
+      return Readable.from([more.subarray(offset)]);
+    });
+    assert.deepEqual(seen, [60_000]);
+    assert.deepEqual(await store.readBlob(d3), more);
+
+    // Two stores (as two processes would) ingest one new digest at once: one download.
+    const other = Buffer.alloc(200_000, 9);
+    const d2 = sha256(other);
+    let opens = 0;
+    const open = async () => {
+      opens++;
+      await new Promise((r) => setTimeout(r, 200));
+      return Readable.from([other]);
+    };
+    await Promise.all([new ImageStore(root).ingestBlob({ digest: d2, size: other.length }, open), new ImageStore(root).ingestBlob({ digest: d2, size: other.length }, open)]);
+    assert.equal(opens, 1);
+    assert.deepEqual(storeDebris(root), []);
+  });
+
   it("system df and image prune reclaim unreferenced layers and blobs", () => {
     const df = cli("system", "df");
     assert.match(df.stdout, /^TYPE +TOTAL +ACTIVE +SIZE +RECLAIMABLE\nImages +\d+ +0 /);
