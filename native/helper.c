@@ -50,10 +50,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "monitor.h"
+
 #define PLAN_MAGIC 0x48545242u
 #define PLAN_VERSION 1u
 
-enum { FLAG_DETACH = 1, FLAG_KILL_ON_EOF = 2, FLAG_TTY_PROXY = 4, FLAG_RAW_TTY = 8 };
+enum { FLAG_DETACH = 1, FLAG_KILL_ON_EOF = 2, FLAG_TTY_PROXY = 4, FLAG_RAW_TTY = 8, FLAG_MONITOR = 16 };
 
 enum {
 	OP_JOIN_NS = 1, OP_CLONE = 2,
@@ -64,6 +66,7 @@ enum {
 	OP_NO_NEW_PRIVS = 35, OP_SECCOMP = 36, OP_CLOSE_FDS = 37, OP_CONSOLE = 38, OP_SETSID = 39,
 	OP_OPEN_EXEC_FIFO = 40, OP_EXEC = 41, OP_PDEATHSIG = 42, OP_UMASK = 43, OP_PERSONALITY = 45,
 	OP_MKDIR = 47, OP_LINK_UP = 50, OP_MKFIFO = 51, OP_SETXATTR = 52, OP_WAIT_EXEC_FIFO = 53, OP_RUN_HOOK = 54, OP_NETLINK = 55,
+	OP_MONITOR = 56,
 };
 
 /* The control socket: fd 3 unless the controller passes preserved fds there and says where it is. */
@@ -954,6 +957,12 @@ static int supervise(void)
 			if (recv_child_msg(&m, &fd) < 0) {
 				sync_open = 0;
 				if (!failed) ctl_write("started\n");
+				/* Monitor mode: from here on the helper outlives its controller (native/monitor.c). */
+				if (!failed && (plan_flags & FLAG_MONITOR)) {
+					free(ops); /* the plan is done with: a long-lived monitor keeps no copy */
+					free(plan_buf);
+					return monitor_run(child, exited, status, master, sfd, CTL_FD);
+				}
 				if (!failed && (plan_flags & FLAG_DETACH)) return 0;
 			} else if (m.tag == 'E') {
 				failed = 1;
@@ -971,7 +980,7 @@ static int supervise(void)
 				console_sock = -1;
 			} else if (m.tag == 'T' && fd >= 0) {
 				master = fd;
-				master_open = 1;
+				master_open = !(plan_flags & FLAG_MONITOR); /* the monitor reads it once started */
 				if (isatty(0)) {
 					set_size_from_stdin(master);
 					if ((plan_flags & FLAG_RAW_TTY) && tcgetattr(0, &saved_termios) == 0) {
@@ -1068,6 +1077,12 @@ int main(int argc, char **argv, char **envp)
 		break;
 	}
 	for (; i < nops && ops[i].code != OP_CLONE; i++) {
+		if (ops[i].code == OP_MONITOR) {
+			const struct op *o = &ops[i];
+			struct monitor_config mc = { s(o, 0), u(o, 1), u(o, 2), s(o, 3), s(o, 4), u(o, 5) != 0, (plan_flags & FLAG_TTY_PROXY) != 0 };
+			if (monitor_prepare(&mc) < 0) { ctl_write("error %u %d\n", i, errno); return 1; }
+			continue;
+		}
 		if (ops[i].code == OP_MKFIFO) {
 			/* chmod: the mode must not depend on our umask (0622 lets a non-root init open it). */
 			if (mkfifo(s(&ops[i], 0), u(&ops[i], 1)) < 0 || chmod(s(&ops[i], 0), u(&ops[i], 1)) < 0) {
@@ -1094,6 +1109,7 @@ int main(int argc, char **argv, char **envp)
 		if (console_sock >= 0) close(console_sock);
 		for (uint32_t k = 0; k < nops; k++) if (pre[k] >= 0) close(pre[k]);
 		sync_fd = sv[1];
+		if (plan_flags & FLAG_MONITOR) monitor_child();
 		run_child(clone_index + 1);
 	}
 	close(sv[1]);

@@ -74,6 +74,26 @@ export interface PlanContext {
   preserveFds?: number;
   /** The state JSON given to createContainer/startContainer hooks ("@PID@" stands for the pid). */
   hookState?: (status: string) => string;
+  /**
+   * The helper stays as the container's monitor (log, attach socket, exit file) and outlives its
+   * controller; see MonitorOp in plan.ts. Excludes `detach` and `dieWithController`.
+   */
+  monitor?: MonitorOptions;
+}
+
+export interface MonitorOptions {
+  /** json-file log path; omitted = no log. */
+  logPath?: string;
+  /** Rotate when the log would exceed this many bytes (docker's --log-opt max-size); 0/omitted = never. */
+  logMaxSize?: number;
+  /** Files kept, the live one included (--log-opt max-file); default 1. */
+  logMaxFiles?: number;
+  /** Where the exit status is written when the container has ended. */
+  exitFile: string;
+  /** AF_UNIX socket for attach clients; omitted = none. */
+  attachSocket?: string;
+  /** Keep the container's stdin open for attach clients (-i); else it reads /dev/null. */
+  stdin?: boolean;
 }
 
 /** What the process steps need: shared by planContainer and planExec. */
@@ -269,6 +289,7 @@ export function planContainer(spec: Spec, ctx: PlanContext): Plan {
   const ops: Op[] = [];
 
   // -- in the helper, before clone
+  if (ctx.monitor) ops.push(monitorOp(ctx, proc));
   if (ctx.execFifo) ops.push({ op: "mkfifo", path: ctx.execFifo, mode: 0o622 });
   const nsNames: Record<string, string> = { user: "user", mount: "mnt", pid: "pid", network: "net", ipc: "ipc", uts: "uts", cgroup: "cgroup" };
   for (const j of ns.joins) {
@@ -343,8 +364,29 @@ export function planContainer(spec: Spec, ctx: PlanContext): Plan {
   return { flags: planFlags(proc, ctx), ops };
 }
 
-function planFlags(proc: Process, ctx: { detach?: boolean; dieWithController?: boolean; console?: PlanContext["console"] }): number {
+function monitorOp(ctx: PlanContext, proc: Process): Op {
+  const m = ctx.monitor as MonitorOptions;
+  // The monitor must outlive the controller and must get the pty master itself.
+  if (ctx.detach || ctx.dieWithController) throw new BerthError("a monitored container can't be detached (create) or die with its controller", { exitCode: 1 });
+  if (proc.terminal && ctx.console?.mode !== "proxy") throw new BerthError("a monitored container with a terminal needs the console in proxy mode", { exitCode: 1 });
+  const logMaxFiles = m.logMaxFiles ?? 1;
+  if (!Number.isInteger(logMaxFiles) || logMaxFiles < 1) throw new BerthError(`invalid max-file ${m.logMaxFiles}: must be a positive integer`, { exitCode: 1 });
+  const logMaxSize = m.logMaxSize ?? 0;
+  if (!Number.isInteger(logMaxSize) || logMaxSize < 0) throw new BerthError(`invalid max-size ${m.logMaxSize}: must be a number of bytes`, { exitCode: 1 });
+  return {
+    op: "monitor",
+    logPath: m.logPath ?? "",
+    logMaxSize,
+    logMaxFiles,
+    exitFile: m.exitFile,
+    attachSocket: m.attachSocket ?? "",
+    stdin: m.stdin ?? false,
+  };
+}
+
+function planFlags(proc: Process, ctx: { detach?: boolean; dieWithController?: boolean; console?: PlanContext["console"]; monitor?: MonitorOptions }): number {
   let flags = 0;
+  if (ctx.monitor) flags |= PlanFlag.Monitor;
   if (ctx.detach) flags |= PlanFlag.Detach;
   if (ctx.dieWithController) flags |= PlanFlag.KillOnControlEof;
   if (proc.terminal && ctx.console?.mode === "proxy") {

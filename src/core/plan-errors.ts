@@ -63,6 +63,7 @@ function describeOp(op: Op): string {
     case "waitExecFifo": return "wait for start";
     case "runHook": return `hooks.${op.kind}[${op.index}] (${op.path})`;
     case "netlink": return `netlink ${op.what}${op.netns === "@CHILD@" ? " in the container's network namespace" : ""}`;
+    case "monitor": return `set up the container monitor (log ${op.logPath || "none"}, attach socket ${op.attachSocket || "none"}, exit file ${op.exitFile})`;
   }
 }
 

@@ -16,6 +16,11 @@ export const PlanFlag = {
   TtyProxy: 4,
   /** While proxying, put the helper's stdin terminal in raw mode, restored on exit. */
   RawHostTerminal: 8,
+  /**
+   * After "started" the helper becomes the container's monitor (native/monitor.c, set up by the
+   * `monitor` op): it outlives its controller, logs, serves attach and writes the exit file.
+   */
+  Monitor: 16,
 } as const;
 
 export const OpCode = {
@@ -55,6 +60,7 @@ export const OpCode = {
   WaitExecFifo: 53,
   RunHook: 54,
   Netlink: 55,
+  Monitor: 56,
 } as const;
 
 /** Where a mount target is resolved: inside `root` with symlinks scoped to it (openat2 RESOLVE_IN_ROOT). */
@@ -113,7 +119,48 @@ export type Op =
    * u32; `ifname`: resolved to an index in that netns and written at `ifindexOffset`; `ignoreErrno`: an
    * errno that counts as success (e.g. EEXIST). `what` only words errors.
    */
-  | { op: "netlink"; netns: string; message: Uint8Array; pidOffset: number; ifname: string; ifindexOffset: number; ignoreErrno: number; what: string };
+  | { op: "netlink"; netns: string; message: Uint8Array; pidOffset: number; ifname: string; ifindexOffset: number; ignoreErrno: number; what: string }
+  | MonitorOp;
+
+/**
+ * Before clone (first, before any setns, so the paths are host paths): with PlanFlag.Monitor the
+ * helper opens the json-file log (`logPath`, "" = none; rotated at `logMaxSize` bytes, 0 = never,
+ * keeping `logMaxFiles` files: log, log.1, ...), removes a stale `exitFile`, binds `attachSocket`
+ * ("" = none; mode 0600) and makes the pipes that become the container's stdin (with `stdin`, else
+ * /dev/null), stdout and stderr (with a terminal, the pty master is used instead).
+ *
+ * Log lines: docker's json-file, `{"log":"...","stream":"stdout"|"stderr","time":"<RFC 3339 nano>"}`,
+ * one per line of output (lines over 16 KiB are split, a last partial line is flushed at the end).
+ *
+ * Exit file, written atomically once the init was reaped and its output drained:
+ * `{"exitCode":N,"signal":S,"oomKilled":false,"finishedAt":"<RFC 3339 nano>"}`, exitCode being
+ * docker's (128+S when killed by signal S). OOM is for the daemon to decide from the cgroup.
+ *
+ * Attach socket framing, both ways: an 8-byte header [type, 0, 0, 0, length u32 big-endian] and
+ * `length` bytes (the header of docker's multiplexed streams, so stdout/stderr frames can be passed
+ * on as they are). Monitor -> client: type 1 stdout, 2 stderr (a terminal's output is 1), live from
+ * the moment of connecting. Client -> monitor: 0 stdin data, 1 close the container's stdin, 2 resize
+ * (payload: rows u16, cols u16, big-endian). A client that falls ~200 KiB behind is disconnected;
+ * the connection is closed after the exit file is written. See src/runtime/monitor.ts.
+ */
+export interface MonitorOp {
+  op: "monitor";
+  logPath: string;
+  logMaxSize: number;
+  logMaxFiles: number;
+  exitFile: string;
+  attachSocket: string;
+  stdin: boolean;
+}
+
+/** Frame types on the attach socket (see MonitorOp). */
+export const AttachFrame = {
+  Stdout: 1,
+  Stderr: 2,
+  Stdin: 0,
+  CloseStdin: 1,
+  Resize: 2,
+} as const;
 
 export interface Plan {
   flags: number;
@@ -167,6 +214,8 @@ function fieldsOf(op: Op): [number, Field[]] {
     case "waitExecFifo": return [OpCode.WaitExecFifo, []];
     case "runHook": return [OpCode.RunHook, [op.path, op.argv, op.env, op.state, op.timeout]];
     case "netlink": return [OpCode.Netlink, [op.netns, op.message, op.pidOffset, op.ifname, op.ifindexOffset, op.ignoreErrno]];
+    case "monitor":
+      return [OpCode.Monitor, [op.logPath, op.logMaxSize, op.logMaxFiles, op.exitFile, op.attachSocket, op.stdin ? 1 : 0]];
   }
 }
 

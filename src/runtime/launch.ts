@@ -32,6 +32,12 @@ export interface LaunchOptions {
   hookState?: (status: string) => string;
   /** Called as soon as the cgroup exists, so a caller can record it for crash cleanup. */
   onCgroup?: (cgroup: CgroupPlan) => void;
+  /**
+   * The helper stays as the container's monitor (src/runtime/monitor.ts): it logs, serves attach and
+   * writes the exit file, and survives the caller. `stdio` is then ignored (the container's stdio
+   * are the monitor's pipes or pty) and a terminal uses the console in proxy mode.
+   */
+  monitor?: PlanContext["monitor"];
   /** Ops the helper runs after clone while the child waits (netlink requests that set up its network). */
   parentOps?: Op[];
 }
@@ -77,18 +83,20 @@ export async function launchContainer(o: LaunchOptions): Promise<LaunchedContain
       host: readHostFacts(),
       isDirectory,
       execFifo: o.execFifo,
-      console: o.console,
+      console: o.console ?? (o.monitor && spec.process?.terminal ? { mode: "proxy" } : undefined),
       detach: o.detach,
       dieWithController: o.dieWithController,
       noPivot: o.noPivot,
       seccomp,
       preserveFds: o.preserveFds,
       hookState: o.hookState,
+      monitor: o.monitor,
     });
     if (o.parentOps?.length) plan.ops.push(...o.parentOps);
     const extraFds = Array.from({ length: o.preserveFds ?? 0 }, (_, i) => 3 + i);
     run = await startHelper(plan, {
-      stdio: o.stdio ?? ["inherit", "inherit", "inherit"],
+      // A monitor must hold none of the caller's stdio: it outlives the caller.
+      stdio: o.monitor ? ["ignore", "ignore", "ignore"] : (o.stdio ?? ["inherit", "inherit", "inherit"]),
       extraFds,
       beforeRelease: o.beforeRelease ? (pid) => (o.beforeRelease as NonNullable<LaunchOptions["beforeRelease"]>)(pid, cgroup) : undefined,
     });
