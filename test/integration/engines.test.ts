@@ -156,10 +156,12 @@ describe("dockerd with --add-runtime berth", { skip: gate(["dockerd", "docker", 
   });
 
   test("--memory 32m is enforced: a memory hog is OOM-killed (exit 137, OOMKilled)", () => {
-    const r = run(["--name", "hog", "--memory", "32m", "--memory-swap", "32m", IMAGE, "sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; tail /dev/zero"], 120_000);
+    const r = run(["--name", "hog", "--memory", "32m", "--memory-swap", "32m", IMAGE, "sh", "-c", "grep :memory: /proc/self/cgroup; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; tail /dev/zero"], 120_000);
     try {
       assert.equal(r.code, 137, explain("memory hog", r));
-      assert.equal(r.stdout.trim(), String(32 << 20));
+      const id = d.docker(["inspect", "-f", "{{.Id}}", "hog"]).stdout.trim();
+      // dockerd's cgroupsPath "/docker/<id>" (cgroupfs driver), made from the hierarchy root.
+      assert.equal(r.stdout, `${r.stdout.split(":")[0]}:memory:/docker/${id}\n${32 << 20}\n`);
       const st = d.docker(["inspect", "-f", "{{.State.ExitCode}} {{.State.OOMKilled}}", "hog"]);
       assert.equal(st.stdout, "137 true\n", show("inspect hog", st));
     } finally {
@@ -226,6 +228,18 @@ describe("podman --runtime berth-oci", { skip: gate(["podman", "conmon", "busybo
     const rm = p.podman(["rm", "psvc"]);
     assert.equal(rm.code, 0, show("podman rm", rm));
     assert.deepEqual(cgroupsNamed(id), []);
+  });
+
+  test("--memory 32m: a hog exits 137, in podman's cgroupsPath /libpod_parent/libpod-<id>", () => {
+    const r = run(["--name", "phog", "--memory", "32m", "--memory-swap", "32m", IMAGE, "sh", "-c", "grep :memory: /proc/self/cgroup; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; tail /dev/zero"], 120_000);
+    try {
+      assert.equal(r.code, 137, show("podman memory hog", r));
+      const id = p.podman(["inspect", "-f", "{{.Id}}", "phog"]).stdout.trim();
+      assert.equal(r.stdout, `${r.stdout.split(":")[0]}:memory:/libpod_parent/libpod-${id}\n${32 << 20}\n`);
+      // (OOMKilled stays false here with runc too: conmon's OOM watch doesn't see v1 events on this host.)
+    } finally {
+      p.podman(["rm", "-f", "phog"]);
+    }
   });
 
   test("-it under script: a pty through --console-socket (conmon)", () => {
