@@ -53,7 +53,7 @@
 #include "monitor.h"
 
 #define PLAN_MAGIC 0x48545242u
-#define PLAN_VERSION 1u
+#define PLAN_VERSION 2u
 
 enum { FLAG_DETACH = 1, FLAG_KILL_ON_EOF = 2, FLAG_TTY_PROXY = 4, FLAG_RAW_TTY = 8, FLAG_MONITOR = 16 };
 

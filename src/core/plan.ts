@@ -4,7 +4,7 @@
 // bump PLAN_VERSION so a stale helper refuses the plan instead of misreading it.
 
 export const PLAN_MAGIC = 0x48545242; // "BRTH" little-endian
-export const PLAN_VERSION = 1;
+export const PLAN_VERSION = 2;
 
 /** Header flags: how the helper behaves around the container, not what it does inside it. */
 export const PlanFlag = {
