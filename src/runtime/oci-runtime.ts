@@ -260,7 +260,9 @@ export function ociKill(root: string, id: string, signal: string | undefined, al
   const record = loadRecord(root, id);
   const sig = parseSignal(signal);
   const status = statusOf(root, record);
-  if (status === "stopped") fail(`container "${id}" is not running`);
+  // runc's words: containerd's shim and dockerd match "container not running" to treat a kill of an
+  // exited container as "process already finished" rather than an unknown error.
+  if (status === "stopped") fail(`container not running: "${id}" has stopped`);
   const pids = all ? cgroupPids(record.cgroup) : [record.pid];
   for (const pid of pids) {
     try {

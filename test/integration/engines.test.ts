@@ -287,6 +287,10 @@ describe("containerd: ctr run --runc-binary berth-oci (runc v2 shim)", { skip: g
     const kill = c.ctr(["task", "kill", "c-svc"]);
     assert.equal(kill.code, 0, show("ctr task kill", kill));
     await waitUntil("the task to stop", () => /STOPPED/.test(c.ctr(["task", "ls"]).stdout), 20_000);
+    // Killing an exited task: the shim runs `berth-oci kill` and must recognise runc's "container not
+    // running" (NotFound: process already finished), not report an unknown error.
+    const late = c.ctr(["task", "kill", "-s", "SIGKILL", "c-svc"]);
+    assert.doesNotMatch(late.stderr, /unknown error/, show("ctr task kill of an exited task", late));
     const rm = c.ctr(["task", "rm", "c-svc"]);
     assert.equal(rm.code, 0, show("ctr task rm", rm));
     assert.equal(c.ctr(["container", "rm", "c-svc"]).code, 0);
