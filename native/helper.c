@@ -66,7 +66,7 @@ enum {
 	OP_NO_NEW_PRIVS = 35, OP_SECCOMP = 36, OP_CLOSE_FDS = 37, OP_CONSOLE = 38, OP_SETSID = 39,
 	OP_OPEN_EXEC_FIFO = 40, OP_EXEC = 41, OP_PDEATHSIG = 42, OP_UMASK = 43, OP_PERSONALITY = 45,
 	OP_MKDIR = 47, OP_LINK_UP = 50, OP_MKFIFO = 51, OP_SETXATTR = 52, OP_WAIT_EXEC_FIFO = 53, OP_RUN_HOOK = 54, OP_NETLINK = 55,
-	OP_MONITOR = 56,
+	OP_MONITOR = 56, OP_MOUNT_SETATTR = 57,
 };
 
 /* The control socket: fd 3 unless the controller passes preserved fds there and says where it is. */
@@ -692,6 +692,19 @@ static int do_seccomp(const struct op *o)
 	return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned)u(o, 1), &prog);
 }
 
+/* Recursive mount attributes (rro, rnosuid, ...) with mount_setattr(AT_RECURSIVE). */
+static int do_mount_setattr(const struct op *o)
+{
+	int fd = open_in_root(s(o, 0), s(o, 1), 0);
+	if (fd < 0) return -1;
+	struct { uint64_t set, clr, propagation, userns; } attr = { .set = u(o, 2), .clr = u(o, 3) };
+	int rc = syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
 /* Sets an xattr on a path inside root without following a final symlink (layer unpacking). */
 static int do_setxattr(const struct op *o)
 {
@@ -855,6 +868,7 @@ static void __attribute__((noreturn)) run_child(uint32_t first)
 		case OP_LINK_UP: rc = do_link_up(s(o, 0)); break;
 		case OP_SETXATTR: rc = do_setxattr(o); break;
 		case OP_WAIT_EXEC_FIFO: wait_exec_fifo(i); break;
+		case OP_MOUNT_SETATTR: rc = do_mount_setattr(o); break;
 		case OP_RUN_HOOK: run_hook(o, i); break;
 		default: child_fail(i, EINVAL, "unknown op", 1);
 		}

@@ -7,7 +7,8 @@ import { resolve } from "node:path";
 import { BerthError } from "../errors.js";
 import type { IdMapping } from "../oci/spec.js";
 import { parseEnvFile } from "../util/envfile.js";
-import { parseCpuset, parseMemorySwap, parseSize } from "../util/size.js";
+import { availableParallelism } from "node:os";
+import { expandCpuset, parseCpuset, parseMemorySwap, parseSize } from "../util/size.js";
 import { buildRunSpec, type RunOptions } from "../core/run-spec.js";
 import { ensureHostImage } from "../rootfs/host-image.js";
 import { readImageFile } from "../images/run-config.js";
@@ -40,6 +41,17 @@ export function parseVolume(text: string): { source: string; destination: string
   if (mode !== "ro" && mode !== "rw") throw new BerthError(`invalid volume mode "${mode}" in "${text}": use ro or rw`);
   if (!existsSync(parts[0])) throw new BerthError(`invalid volume "${text}": ${parts[0]} does not exist on the host`);
   return { source: parts[0], destination: parts[1], readOnly: mode === "ro" };
+}
+
+/** --cpuset-cpus, checked against this host's CPUs (docker: "Requested CPUs are not available"). */
+function hostCpuset(text: string): string {
+  const list = parseCpuset(text, "--cpuset-cpus");
+  const count = availableParallelism();
+  const missing = expandCpuset(list).filter((c) => c >= count);
+  if (missing.length > 0) {
+    throw new BerthError(`invalid --cpuset-cpus ${text}: CPU ${missing.join(",")} not available; this host has CPUs 0-${count - 1}`);
+  }
+  return list;
 }
 
 function parseIntFlag(text: string, flag: string): number {
@@ -140,7 +152,7 @@ async function runCommand(args: string[], flags: RunFlags): Promise<number> {
     memorySwap: flags.memorySwap !== undefined ? parseMemorySwap(flags.memorySwap, "--memory-swap") : undefined,
     cpus: flags.cpus !== undefined ? parseCpusFlag(flags.cpus) : undefined,
     cpuShares: flags.cpuShares !== undefined ? parseIntFlag(flags.cpuShares, "--cpu-shares") : undefined,
-    cpusetCpus: flags.cpusetCpus !== undefined ? parseCpuset(flags.cpusetCpus, "--cpuset-cpus") : undefined,
+    cpusetCpus: flags.cpusetCpus !== undefined ? hostCpuset(flags.cpusetCpus) : undefined,
     pidsLimit: flags.pidsLimit !== undefined ? parseIntFlag(flags.pidsLimit, "--pids-limit") : undefined,
     privileged: flags.privileged,
     capAdd: flags.capAdd,

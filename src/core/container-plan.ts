@@ -137,8 +137,17 @@ export function mountOps(m: Mount, ctx: PlanContext, inUserNs: boolean, gidMappi
   const opts = parseMountOptions(m.options ?? []);
   const ops: Op[] = [];
   const isBind = (opts.flags & MS_BIND) !== 0 || m.type === "bind";
-  const propagationOps = (): Op[] =>
-    opts.propagation.map((flags) => ({ op: "mount", source: "", root, target: m.destination, fstype: "", flags, data: "", create: "none" }));
+  // Recursive attributes (rro, rnosuid, ...) go after the mount; propagation changes come last.
+  const recursive: Op[] = opts.recursive.set || opts.recursive.clear
+    ? [{ op: "mountSetattr", root, target: m.destination, set: opts.recursive.set, clear: opts.recursive.clear }]
+    : [];
+  const propagationOps = (): Op[] => [
+    ...recursive,
+    ...opts.propagation.map((flags): Op => ({ op: "mount", source: "", root, target: m.destination, fstype: "", flags, data: "", create: "none" })),
+  ];
+  // Never run without something the config asked for: these are not implemented yet.
+  if (opts.tmpcopyup) throw new BerthError(`mounts (destination ${m.destination}): the "tmpcopyup" option is not supported`, { exitCode: 1 });
+  if (opts.idmap) throw new BerthError(`mounts (destination ${m.destination}): idmapped mounts ("idmap") are not supported`, { exitCode: 1 });
 
   if (m.type === "cgroup" || m.type === "cgroup2") return cgroupMountOps(m.destination, opts.flags, ctx);
 

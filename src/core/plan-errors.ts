@@ -61,6 +61,7 @@ function describeOp(op: Op): string {
     case "mkfifo": return `mkfifo ${op.path}`;
     case "setxattr": return `setxattr ${op.name} on ${inRoot(op.root, op.path)}`;
     case "waitExecFifo": return "wait for start";
+    case "mountSetattr": return `mount_setattr ${inRoot(op.root, op.target)} set=0x${op.set.toString(16)} clear=0x${op.clear.toString(16)}`;
     case "runHook": return `hooks.${op.kind}[${op.index}] (${op.path})`;
     case "netlink": return `netlink ${op.what}${op.netns === "@CHILD@" ? " in the container's network namespace" : ""}`;
     case "monitor": return `set up the container monitor (log ${op.logPath || "none"}, attach socket ${op.attachSocket || "none"}, exit file ${op.exitFile})`;

@@ -61,6 +61,7 @@ export const OpCode = {
   RunHook: 54,
   Netlink: 55,
   Monitor: 56,
+  MountSetattr: 57,
 } as const;
 
 /** Where a mount target is resolved: inside `root` with symlinks scoped to it (openat2 RESOLVE_IN_ROOT). */
@@ -110,6 +111,8 @@ export type Op =
   | { op: "mkfifo"; path: string; mode: number }
   | { op: "setxattr"; root: string; path: string; name: string; value: Uint8Array }
   | { op: "waitExecFifo" }
+  /** mount_setattr(AT_RECURSIVE) on a mount inside root: the r* options (rro, rnosuid, ...). */
+  | { op: "mountSetattr"; root: string; target: string; set: number; clear: number }
   /** `state` is the hook's stdin; "@PID@" in it becomes the container's host pid. */
   | { op: "runHook"; kind: string; index: number; path: string; argv: string[]; env: string[]; state: string; timeout: number }
   /**
@@ -212,6 +215,7 @@ function fieldsOf(op: Op): [number, Field[]] {
     case "mkfifo": return [OpCode.Mkfifo, [op.path, op.mode]];
     case "setxattr": return [OpCode.Setxattr, [op.root, op.path, op.name, op.value]];
     case "waitExecFifo": return [OpCode.WaitExecFifo, []];
+    case "mountSetattr": return [OpCode.MountSetattr, [op.root, op.target, op.set, op.clear]];
     case "runHook": return [OpCode.RunHook, [op.path, op.argv, op.env, op.state, op.timeout]];
     case "netlink": return [OpCode.Netlink, [op.netns, op.message, op.pidOffset, op.ifname, op.ifindexOffset, op.ignoreErrno]];
     case "monitor":

@@ -169,6 +169,13 @@ function writePidFile(path: string | undefined, pid: number): void {
 async function launch(root: string, id: string, o: CreateOptions, foreground: boolean): Promise<{ record: OciRecord; launched: LaunchedContainer }> {
   const bundle = resolve(o.bundle);
   const { spec, rootfs } = loadBundle(bundle);
+  // No LSM here to apply them with: say so rather than pretend (runc does the same on such hosts).
+  if (spec.process?.apparmorProfile && !existsSync("/sys/kernel/security/apparmor")) {
+    o.warn?.(`process.apparmorProfile "${spec.process.apparmorProfile}" is not applied: AppArmor is not enabled on this host`);
+  }
+  if (spec.process?.selinuxLabel && !existsSync("/sys/fs/selinux/enforce")) {
+    o.warn?.(`process.selinuxLabel "${spec.process.selinuxLabel}" is not applied: SELinux is not enabled on this host`);
+  }
   const dir = stateDir(root, id);
   mkdirSync(root, { recursive: true, mode: 0o711 });
   try {

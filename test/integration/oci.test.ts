@@ -221,6 +221,24 @@ describe("berth-oci", { skip }, () => {
     assertNothingLeft(b.id);
   });
 
+  test("recursive mount attributes (rro) make a bind mount read-only; tmpcopyup is refused, not ignored", () => {
+    const src = join(work, "rro-src");
+    mkdirSync(src, { recursive: true });
+    const b = bundle((s) => {
+      if (s.process) s.process.args = ["sh", "-c", "touch /data/x"];
+      s.mounts?.push({ destination: "/data", type: "bind", source: src, options: ["rbind", "rro"] });
+    });
+    const r = oci(["run", "--bundle", b.dir, b.id]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr + r.stdout, /Read-only file system/);
+    assert.equal(existsSync(join(src, "x")), false);
+    const t = bundle((s) => { s.mounts?.push({ destination: "/t", type: "tmpfs", source: "tmpfs", options: ["tmpcopyup"] }); });
+    const rt = oci(["create", "--bundle", t.dir, t.id], { out: t.out });
+    assert.equal(rt.code, 1);
+    assert.match(rt.stderr, /tmpcopyup/);
+    assertNothingLeft(t.id);
+  });
+
   test("lower rlimits, hostname, env, user and cwd are applied", () => {
     const b = bundle((s) => {
       s.hostname = "ocibox";
