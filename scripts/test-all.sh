@@ -10,7 +10,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 packages=(gcc libc6-dev make iproute2 util-linux procps runc busybox-static attr docker.io
-  podman conmon containerd bsdutils)  # engines.test.ts: dockerd, podman and ctr drive berth-oci; `script` gives ttys
+  podman conmon containerd bsdutils  # engines.test.ts: dockerd, podman and ctr drive berth-oci; `script` gives ttys
+  docker-registry skopeo umoci openssl)  # distribution-*.test.ts: a real registry, independent push/inspect, token certs
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
