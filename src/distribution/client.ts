@@ -131,7 +131,12 @@ export class RegistryClient {
 
   constructor(registry: string, options: RegistryClientOptions = {}) {
     this.registry = normalizeRegistry(registry);
-    this.host = this.registry === DEFAULT_REGISTRY ? "registry-1.docker.io" : this.registry;
+    const host = this.registry === DEFAULT_REGISTRY ? "registry-1.docker.io" : this.registry;
+    try {
+      this.host = new URL(`http://${host}`).host; // the form URLs compare with ([::ffff:7f00:1]:5000)
+    } catch {
+      throw new BerthError(`invalid registry address "${registry}": expected HOST[:PORT]`);
+    }
     const insecureList = (options.insecureRegistries ?? []).map(normalizeRegistry);
     this.insecure = insecureList.includes(this.registry) || insecureList.includes(this.host);
     this.scheme = isLoopback(this.host) ? "http" : this.insecure ? "unknown" : "https";
@@ -249,6 +254,9 @@ export class RegistryClient {
           if (err instanceof NetworkError) {
             if (["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN"].includes(err.code ?? "")) {
               throw new RegistryError(`cannot reach registry ${this.registry} (${this.baseUrl()}) for ${what}: ${err.message}: check the address and that the registry is running`, 0);
+            }
+            if (isTlsFailure(err) && this.scheme === "https" && err.code !== "ECONNRESET") {
+              throw new RegistryError(`TLS handshake with registry ${this.registry} failed for ${what}: ${err.message}: if it speaks plain HTTP, pass --insecure-registry ${this.registry} (or set BERTH_INSECURE_REGISTRIES)`, 0);
             }
             throw new RegistryError(`the connection to registry ${this.registry} (${this.baseUrl()}) broke during ${what} after ${attempt + 1} tries: ${err.message}`, 0);
           }

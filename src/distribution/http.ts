@@ -33,6 +33,13 @@ export class NetworkError extends Error {
   }
 }
 
+/** OpenSSL's messages span lines and name source files: keep the reason ("wrong version number"). */
+export function oneLine(message: string): string {
+  const ssl = /SSL routines:[^:]*:([^:\n]+)/.exec(message);
+  if (ssl) return `TLS error: ${ssl[1].trim()}`;
+  return message.replace(/\s*\n\s*/g, " ").trim();
+}
+
 export function header(headers: IncomingHttpHeaders, name: string): string | undefined {
   const v = headers[name.toLowerCase()];
   return Array.isArray(v) ? v[0] : v;
@@ -56,7 +63,7 @@ export function httpRequest(req: HttpRequest): Promise<HttpResponse> {
     r.setTimeout(timeout, () => {
       r.destroy(Object.assign(new Error(`no answer for ${Math.round(timeout / 1000)}s`), { code: "ETIMEDOUT" }));
     });
-    r.on("error", (err: NodeJS.ErrnoException) => reject(new NetworkError(err.message, err.code)));
+    r.on("error", (err: NodeJS.ErrnoException) => reject(new NetworkError(oneLine(err.message), err.code)));
     if (req.body === undefined) r.end();
     else if (Buffer.isBuffer(req.body)) r.end(req.body);
     else {
