@@ -217,7 +217,8 @@ export class RegistryClient {
     const body = await readBody(res, 1024 * 1024, `token server ${realm.origin}`);
     if (res.status === 401 || res.status === 403) {
       const why = this.credentials ? "incorrect username or password" : "authentication required";
-      throw new RegistryError(`unauthorized: ${why} (token server ${realm.origin} of registry ${this.registry} answered HTTP ${res.status})`, 401, ["UNAUTHORIZED"]);
+      const hint = this.credentials ? `check the credentials (berth login ${this.registry})` : `log in first: berth login ${this.registry}`;
+      throw new RegistryError(`unauthorized: ${why} (token server ${realm.origin} of registry ${this.registry} answered HTTP ${res.status}): ${hint}`, 401, ["UNAUTHORIZED"]);
     }
     if (res.status !== 200) {
       const d = describeErrorBody(body, header(res.headers, "content-type"));
