@@ -143,7 +143,7 @@ export function registerRegistryCommands(program: Command, onExit: (code: number
         await client.ping();
       } catch (err) {
         if (err instanceof RegistryError && err.unauthorized) {
-          throw new BerthError(`login to ${registry} failed: unauthorized: incorrect username or password (${err.message})`);
+          throw new BerthError(`login to ${registry} failed: unauthorized: incorrect username or password`);
         }
         throw new BerthError(`login to ${registry} failed: ${(err as Error).message}`);
       }
