@@ -9,7 +9,7 @@ import { RegistryClient, RegistryError, insecureRegistriesFromEnv } from "./clie
 import { type Credentials, loadCredentials } from "./credentials.js";
 import { formatPlatform, hostPlatform, MANIFEST_ACCEPT, parseImageConfig, parseManifest, parsePlatform, type Platform, selectPlatform } from "./manifest.js";
 import { ProgressDisplay, type ProgressOutput, progressBar, shortId } from "./progress.js";
-import { familiarRepository, parseReference } from "./reference.js";
+import { familiarRepository, isDigest, parseReference } from "./reference.js";
 
 export const CONFIG_LIMIT = 64 * 1024 * 1024;
 
@@ -91,6 +91,7 @@ export function pullError(ref: Reference, err: unknown): BerthError {
 /** Pulls an image into the store and returns its record. */
 export async function pullImage(store: ImageStoreApi, reference: Reference | string, opts: PullOptions = {}): Promise<ImageRecord> {
   const ref = typeof reference === "string" ? parseReference(reference) : reference;
+  if (ref.digest && !isDigest(ref.digest)) throw new BerthError(`cannot pull ${ref.familiar}: only sha256 and sha512 digests are supported`);
   const platform = opts.platform === undefined ? hostPlatform() : typeof opts.platform === "string" ? parsePlatform(opts.platform) : opts.platform;
   const display = new ProgressDisplay(opts.out ?? process.stdout, { tty: opts.tty, quiet: opts.quiet });
   try {
