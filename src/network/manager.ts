@@ -32,16 +32,27 @@ export interface NetworkContext {
   execRoot: string;
   /** Subnet of the default bridge network when it is first made (default: the first free candidate). */
   defaultSubnet?: string;
-  /** Name of the default bridge (default berth0). */
+  /** Name of the default bridge (default berth0 for the default data root). */
   defaultBridge?: string;
+  /** The nftables table (ip family) holding this data root's rules (default berth). */
+  nftTable: string;
 }
 
+const DEFAULT_DATA_ROOT = "/var/lib/berth";
+
+/**
+ * Several engines with different data roots may run side by side: each other root gets its own default
+ * bridge and nftables table, named after a hash of the root, so their rules never replace each other.
+ */
 export function networkContext(o: Partial<NetworkContext> = {}): NetworkContext {
+  const dataRoot = o.dataRoot ?? process.env.BERTH_DATA_ROOT ?? DEFAULT_DATA_ROOT;
+  const tag = dataRoot === DEFAULT_DATA_ROOT ? "" : createHash("sha256").update(dataRoot).digest("hex").slice(0, 8);
   return {
-    dataRoot: o.dataRoot ?? process.env.BERTH_DATA_ROOT ?? "/var/lib/berth",
-    execRoot: o.execRoot ?? process.env.BERTH_EXEC_ROOT ?? "/run/berth",
+    dataRoot,
+    execRoot: o.execRoot ?? process.env.BERTH_EXEC_ROOT ?? (tag ? join(dataRoot, "run") : "/run/berth"),
     defaultSubnet: o.defaultSubnet ?? process.env.BERTH_BRIDGE_SUBNET,
-    defaultBridge: o.defaultBridge ?? process.env.BERTH_BRIDGE ?? "berth0",
+    defaultBridge: o.defaultBridge ?? process.env.BERTH_BRIDGE ?? (tag ? `berth${tag}` : "berth0"),
+    nftTable: o.nftTable ?? (tag ? `berth_${tag}` : "berth"),
   };
 }
 
@@ -87,8 +98,8 @@ function liveEndpoints(state: NetworkState, networkId: string): EndpointRecord[]
 
 // ---- kernel effects ---------------------------------------------------------------------------
 
-async function applyFirewall(state: NetworkState): Promise<void> {
-  await runNft(renderRuleset(state));
+async function applyFirewall(ctx: NetworkContext, state: NetworkState): Promise<void> {
+  await runNft(renderRuleset(state, ctx.nftTable));
 }
 
 /** Makes the network's bridge if it is missing (first use, or after a reboot). True if it was made. */
@@ -202,7 +213,7 @@ export async function sweepNetworks(ctx: NetworkContext): Promise<string[]> {
       delete state.endpoints[ep.id];
       rmSync(containerFilesDir(ctx, ep.containerId), { recursive: true, force: true });
     }
-    if (ports) await applyFirewall(state);
+    if (ports) await applyFirewall(ctx, state);
   });
   return released;
 }
@@ -259,13 +270,13 @@ export async function createNetwork(ctx: NetworkContext, o: CreateNetworkOptions
     state.networks[id] = rec;
     try {
       await ensureBridge(rec);
-      await applyFirewall(state);
+      await applyFirewall(ctx, state);
       await ensureDns(ctx, rec);
     } catch (err) {
       delete state.networks[id];
       stopDns(ctx, rec);
       await removeBridge(rec.bridge).catch(() => {});
-      await applyFirewall(state).catch(() => {});
+      await applyFirewall(ctx, state).catch(() => {});
       throw err;
     }
     return rec;
@@ -277,7 +288,7 @@ async function teardownNetwork(ctx: NetworkContext, state: NetworkState, net: Ne
   for (const ep of Object.values(state.endpoints)) if (ep.networkId === net.id) delete state.endpoints[ep.id];
   delete state.networks[net.id];
   stopDns(ctx, net);
-  await applyFirewall(state);
+  await applyFirewall(ctx, state);
   await removeBridge(net.bridge);
 }
 
@@ -575,7 +586,7 @@ export async function prepareContainerNetwork(ctx: NetworkContext, req: Containe
     };
     state.endpoints[ep.id] = ep;
     const made = await ensureBridge(net);
-    if (made || fresh || ports.length) await applyFirewall(state);
+    if (made || fresh || ports.length) await applyFirewall(ctx, state);
     await ensureDns(ctx, net);
     return { net, ep };
   });
@@ -585,7 +596,7 @@ export async function prepareContainerNetwork(ctx: NetworkContext, req: Containe
     released = true;
     await updateState(ctx.dataRoot, async (state) => {
       delete state.endpoints[ep.id];
-      if (ep.ports.length) await applyFirewall(state);
+      if (ep.ports.length) await applyFirewall(ctx, state);
     });
     rmSync(containerFilesDir(ctx, req.containerId), { recursive: true, force: true });
   };
@@ -657,7 +668,7 @@ export async function connectContainer(ctx: NetworkContext, ref: string, o: Conn
       id: hex(32), networkId: net.id, containerId: o.containerId, containerName: o.name ?? "", ip, mac: macFor(ip), aliases: o.aliases ?? [],
       ports: [], hostVeth: hostVethName(o.containerId, net.id), ifname: `eth${n}`, owner: o.owner ?? ownerOf(o.pid), created: nowIso(),
     };
-    if (await ensureBridge(net)) await applyFirewall(state);
+    if (await ensureBridge(net)) await applyFirewall(ctx, state);
     await ensureDns(ctx, net);
     const netns = `/proc/${o.pid}/ns/net`;
     await runFilesystemOps([
@@ -682,6 +693,6 @@ export async function disconnectContainer(ctx: NetworkContext, ref: string, cont
       await runFilesystemOps([netlinkOp(delLink(ep.hostVeth), { netns: "", ignoreErrno: ERRNO.ENODEV, what: `delete ${ep.hostVeth}` })]);
     }
     delete state.endpoints[ep.id];
-    if (ep.ports.length) await applyFirewall(state);
+    if (ep.ports.length) await applyFirewall(ctx, state);
   });
 }

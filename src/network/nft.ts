@@ -30,8 +30,8 @@ const chainOut = (bridge: string) => `out-${bridge}`;
  * The `nft -f` text: (re)create table ip berth from the state, or only delete it when there are no
  * networks. Declaring the table first makes the delete valid whether or not it existed.
  */
-export function renderRuleset(state: NetworkState): string {
-  const lines: string[] = [`table ip ${NFT_TABLE} {}`, `delete table ip ${NFT_TABLE}`];
+export function renderRuleset(state: NetworkState, table = NFT_TABLE): string {
+  const lines: string[] = [`table ip ${table} {}`, `delete table ip ${table}`];
   const networks = Object.values(state.networks).sort((a, b) => a.bridge.localeCompare(b.bridge));
   if (networks.length === 0) return lines.join("\n") + "\n";
   const byNet = new Map(networks.map((n) => [n.id, n]));
@@ -44,7 +44,7 @@ export function renderRuleset(state: NetworkState): string {
   const bridges = networks.map((n) => q(n.bridge));
   const masq = networks.filter((n) => !n.internal).map((n) => formatCidr(parseCidr(n.subnet)));
   const elems = (list: string[]) => (list.length ? ` elements = { ${list.join(", ")} };` : "");
-  lines.push(`table ip ${NFT_TABLE} {`);
+  lines.push(`table ip ${table} {`);
   lines.push(`  set bridges { type ifname;${elems(bridges)} }`);
   lines.push(`  set masq { type ipv4_addr; flags interval;${elems(masq)} }`);
   lines.push(`  map pub_tcp { type ipv4_addr . inet_service : ipv4_addr . inet_service; flags interval;${elems(tcp)} }`);
