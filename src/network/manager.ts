@@ -20,7 +20,7 @@ import {
   allocate, broadcast, checkRequested, chooseSubnet, contains, defaultGateway, defaultPool, formatCidr, ipToInt, macFor, overlaps, parseCidr,
 } from "./ipam.js";
 import { delLink, ERRNO, linkUp, newAddress, newBridge, newDefaultRoute, netlinkOp, newVethIntoNetns } from "./netlink.js";
-import { renderRuleset } from "./nft.js";
+import { portElementsText, renderRuleset } from "./nft.js";
 import { conflicts, dockerPorts, type PortSpec } from "./ports.js";
 import { readState, updateState } from "./store.js";
 import type { EndpointRecord, NetworkRecord, NetworkState, PortBinding } from "./types.js";
@@ -100,6 +100,17 @@ function liveEndpoints(state: NetworkState, networkId: string): EndpointRecord[]
 
 async function applyFirewall(ctx: NetworkContext, state: NetworkState): Promise<void> {
   await runNft(renderRuleset(state, ctx.nftTable));
+}
+
+/** One container's port elements in or out; if the table is not as expected, the whole table instead. */
+async function applyPorts(ctx: NetworkContext, state: NetworkState, ep: EndpointRecord, op: "add" | "delete"): Promise<void> {
+  const text = portElementsText(ctx.nftTable, ep, op);
+  if (!text) return;
+  try {
+    await runNft(text);
+  } catch {
+    await applyFirewall(ctx, state);
+  }
 }
 
 /** Makes the network's bridge if it is missing (first use, or after a reboot). True if it was made. */
@@ -586,7 +597,8 @@ export async function prepareContainerNetwork(ctx: NetworkContext, req: Containe
     };
     state.endpoints[ep.id] = ep;
     const made = await ensureBridge(net);
-    if (made || fresh || ports.length) await applyFirewall(ctx, state);
+    if (made || fresh) await applyFirewall(ctx, state);
+    else await applyPorts(ctx, state, ep, "add");
     await ensureDns(ctx, net);
     return { net, ep };
   });
@@ -596,7 +608,7 @@ export async function prepareContainerNetwork(ctx: NetworkContext, req: Containe
     released = true;
     await updateState(ctx.dataRoot, async (state) => {
       delete state.endpoints[ep.id];
-      if (ep.ports.length) await applyFirewall(ctx, state);
+      await applyPorts(ctx, state, ep, "delete");
     });
     rmSync(containerFilesDir(ctx, req.containerId), { recursive: true, force: true });
   };

@@ -94,3 +94,18 @@ export function renderRuleset(state: NetworkState, table = NFT_TABLE): string {
   lines.push("}");
   return lines.join("\n") + "\n";
 }
+
+/**
+ * Adding or removing one container's published ports without rebuilding the table: `add element` /
+ * `delete element` on the port maps (one small transaction). Empty when it publishes nothing.
+ */
+export function portElementsText(table: string, ep: { ip: string; ports: { proto: "tcp" | "udp"; hostIp: string; hostPort: number; containerPort: number }[] }, op: "add" | "delete"): string {
+  const lines: string[] = [];
+  for (const proto of ["tcp", "udp"] as const) {
+    const list = ep.ports.filter((p) => p.proto === proto);
+    if (!list.length) continue;
+    const elems = list.map((p) => (op === "add" ? element(p.hostIp, p.hostPort, ep.ip, p.containerPort) : `${p.hostIp || "0.0.0.0/0"} . ${p.hostPort}`));
+    lines.push(`${op} element ip ${table} pub_${proto} { ${elems.join(", ")} }`);
+  }
+  return lines.length ? lines.join("\n") + "\n" : "";
+}
