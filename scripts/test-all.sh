@@ -9,7 +9,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-packages=(gcc libc6-dev make iproute2 util-linux procps runc busybox-static attr docker.io
+packages=(gcc libc6-dev make iproute2 util-linux procps runc busybox-static nftables attr docker.io
   podman conmon containerd bsdutils  # engines.test.ts: dockerd, podman and ctr drive berth-oci; `script` gives ttys
   docker-registry skopeo umoci openssl)  # distribution-*.test.ts: a real registry, independent push/inspect, token certs
 missing=()
