@@ -507,6 +507,11 @@ export interface ContainerNetworkRequest {
   addHosts?: HostsEntry[];
   /** "PID STARTTIME" of the process whose life bounds the lease (default: this process). */
   owner?: string;
+  /**
+   * Once started, the lease is bound to the container's own init instead (a daemon that may be killed
+   * and restarted while its containers keep running: the lease must outlive the daemon, not the init).
+   */
+  ownerIsContainer?: boolean;
   /** Where foreground containers keep state (for container:NAME), default /run/berth. */
   stateRoot?: string;
 }
@@ -638,7 +643,13 @@ export async function prepareContainerNetwork(ctx: NetworkContext, req: Containe
       endpoint: ep,
       binds: etcBinds(dir),
       parentOps,
-      started: async () => {
+      started: async (pid: number) => {
+        if (req.ownerIsContainer) {
+          await updateState(ctx.dataRoot, (state) => {
+            const rec = state.endpoints[ep.id];
+            if (rec) rec.owner = ownerOf(pid);
+          });
+        }
         // Hairpin: a container reaching its own published port through the host comes back on its port.
         try { writeFileSync(`/sys/class/net/${ep.hostVeth}/brport/hairpin_mode`, "1"); } catch { /* not fatal */ }
       },
@@ -648,6 +659,21 @@ export async function prepareContainerNetwork(ctx: NetworkContext, req: Containe
     await release();
     throw err;
   }
+}
+
+/**
+ * Releases every endpoint of a container (its leases, published ports, /etc files) by id: for an engine
+ * that no longer holds the ContainerNetwork object (e.g. after a restart), at `rm`.
+ */
+export async function releaseContainerNetwork(ctx: NetworkContext, containerId: string): Promise<void> {
+  await updateState(ctx.dataRoot, async (state) => {
+    for (const ep of Object.values(state.endpoints)) {
+      if (ep.containerId !== containerId) continue;
+      delete state.endpoints[ep.id];
+      await applyPorts(ctx, state, ep, "delete");
+    }
+  });
+  rmSync(containerFilesDir(ctx, containerId), { recursive: true, force: true });
 }
 
 // ---- connect / disconnect a running container -----------------------------------------------------------
