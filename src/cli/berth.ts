@@ -165,7 +165,7 @@ async function runCommand(args: string[], flags: RunFlags): Promise<number> {
   const resolved = await resolveRootfs(flags, args, env);
   const { rootfs, command, lowerDirs } = resolved;
   const id = newContainerId();
-  const network = await prepareRunNetwork(flags, { containerId: id, name: flags.name, hostname: flags.hostname ?? id.slice(0, 12), dataRoot: flags.dataRoot });
+  const network = await prepareRunNetwork(flags, { containerId: id, name: flags.name, hostname: flags.hostname ?? id.slice(0, 12), dataRoot: flags.dataRoot, image: resolved.image });
   let spec: ReturnType<typeof buildRunSpec>;
   let container: Awaited<ReturnType<typeof startContainer>>;
   try {

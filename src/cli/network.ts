@@ -3,6 +3,7 @@
 
 import { type Command, Option } from "commander";
 import { BerthError } from "../errors.js";
+import { ImageStore } from "../images/store.js";
 import {
   connectContainer, type ContainerNetwork, containerPorts, createNetwork, disconnectContainer, findContainerPid, inspectNetwork,
   listNetworks, networkContext, parseAddHost, parseExpose, parsePublish, portLines, prepareContainerNetwork, pruneNetworks,
@@ -57,9 +58,15 @@ export function parseRunNetwork(flags: RunNetworkFlags, exposedFromImage: string
 /** Leases the container's address and ports and writes its /etc files: the network part of `run`. */
 export async function prepareRunNetwork(
   flags: RunNetworkFlags,
-  o: { containerId: string; name?: string; hostname: string; dataRoot: string; exposedFromImage?: string[] },
+  o: { containerId: string; name?: string; hostname: string; dataRoot: string; image?: string },
 ): Promise<ContainerNetwork> {
-  const { mode, publish } = parseRunNetwork(flags, o.exposedFromImage);
+  // -P publishes the image's ExposedPorts too.
+  let exposedFromImage: string[] = [];
+  if (o.image && flags.publishAll) {
+    const config = await new ImageStore(o.dataRoot).imageConfig(o.image);
+    exposedFromImage = Object.keys(config.config?.ExposedPorts ?? {}).flatMap(parseExpose);
+  }
+  const { mode, publish } = parseRunNetwork(flags, exposedFromImage);
   return prepareContainerNetwork(networkContext({ dataRoot: o.dataRoot }), {
     containerId: o.containerId,
     name: o.name,
