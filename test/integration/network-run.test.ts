@@ -300,6 +300,36 @@ describe("networking", { skip, concurrency: false }, () => {
     assert.deepEqual(Object.keys(state().endpoints), []);
   });
 
+  test("connect and disconnect a running container; an internal network has no route out", async () => {
+    let r = berth(["network", "create", "--internal", "itint"]);
+    assert.equal(r.code, 0, show(r));
+    const sleeper = background(["run", "--network", "bridge", "--name", "conn", "--rootfs", rootfs, "/bin/sleep", "60"]);
+    running.push(sleeper);
+    const ep = await waitEndpoint("conn", sleeper);
+    const pid = await waitFor("the container's pid", () => {
+      try {
+        return (JSON.parse(readFileSync(join("/run/berth/containers", ep.containerId, "state.json"), "utf8")) as { pid?: number }).pid;
+      } catch { return undefined; }
+    });
+    const addrs = () => spawnSync("nsenter", ["-t", String(pid), "-n", "ip", "-o", "-4", "addr"], { encoding: "utf8" }).stdout;
+    r = berth(["network", "connect", "itint", "conn"]);
+    assert.equal(r.code, 0, show(r));
+    const net = JSON.parse(berth(["network", "inspect", "itint"]).stdout)[0] as { IPAM: { Config: { Subnet: string }[] }; Containers: Record<string, { IPv4Address: string }> };
+    const second = Object.values(net.Containers)[0]?.IPv4Address.split("/")[0];
+    assert.ok(second);
+    assert.match(addrs(), new RegExp(`eth1\\s+inet ${second.replaceAll(".", "\\.")}/`));
+    // On the internal network: an address, no default route.
+    r = berth(["run", "--network", "itint", "--rootfs", rootfs, "/bin/sh", "-c", "ip -o -4 addr show eth0; ip route"]);
+    assert.equal(r.code, 0, show(r));
+    assert.doesNotMatch(r.stdout, /default/);
+    r = berth(["network", "disconnect", "itint", "conn"]);
+    assert.equal(r.code, 0, show(r));
+    assert.doesNotMatch(addrs(), /eth1/);
+    await stop(sleeper);
+    r = berth(["network", "rm", "itint"]);
+    assert.equal(r.code, 0, show(r));
+  });
+
   test("what a killed run left (lease, port rule) is removed at the next start", async () => {
     const port = await freePort();
     const web = background(httpd("--network", "bridge", "--name", "crash", "-p", `127.0.0.1:${port}:80`));
