@@ -254,7 +254,7 @@ export async function createNetwork(ctx: NetworkContext, o: CreateNetworkOptions
   if (PREDEFINED.has(o.name)) throw new BerthError(`network with name ${o.name} already exists`, { exitCode: 1 });
   const driver = o.driver ?? "bridge";
   if (driver !== "bridge") throw new BerthError(`network driver "${driver}" is not supported: use bridge`);
-  const created = await updateState(ctx.dataRoot, async (state) => {
+  const created = await updateState(ctx.dataRoot, async (state, save) => {
     if (Object.values(state.networks).some((n) => n.name === o.name)) throw new BerthError(`network with name ${o.name} already exists`, { exitCode: 1 });
     const others = ourSubnets(state);
     let subnet;
@@ -279,6 +279,7 @@ export async function createNetwork(ctx: NetworkContext, o: CreateNetworkOptions
       internal: o.internal ?? false, isDefault: false, created: nowIso(), labels: o.labels ?? {}, options: o.options ?? {},
     };
     state.networks[id] = rec;
+    save();
     try {
       await ensureBridge(rec);
       await applyFirewall(ctx, state);
@@ -288,6 +289,7 @@ export async function createNetwork(ctx: NetworkContext, o: CreateNetworkOptions
       stopDns(ctx, rec);
       await removeBridge(rec.bridge).catch(() => {});
       await applyFirewall(ctx, state).catch(() => {});
+      save();
       throw err;
     }
     return rec;
@@ -584,7 +586,7 @@ export async function prepareContainerNetwork(ctx: NetworkContext, req: Containe
   }
   await sweepOnce(ctx);
   const owner = req.owner ?? ourOwner();
-  const { net, ep } = await updateState(ctx.dataRoot, async (state) => {
+  const { net, ep } = await updateState(ctx.dataRoot, async (state, save) => {
     const known = Object.keys(state.networks).length;
     const net = req.mode === "bridge" ? ensureDefaultRecord(ctx, state) : findNetwork(state, req.mode);
     if (!net) throw noSuchNetwork(req.mode);
@@ -601,10 +603,18 @@ export async function prepareContainerNetwork(ctx: NetworkContext, req: Containe
       aliases: req.aliases ?? [], ports, hostVeth: hostVethName(req.containerId, net.id), ifname: "eth0", owner, created: nowIso(),
     };
     state.endpoints[ep.id] = ep;
-    const made = await ensureBridge(net);
-    if (made || fresh) await applyFirewall(ctx, state);
-    else await applyPorts(ctx, state, ep, "add");
-    await ensureDns(ctx, net);
+    save();
+    try {
+      const made = await ensureBridge(net);
+      if (made || fresh) await applyFirewall(ctx, state);
+      else await applyPorts(ctx, state, ep, "add");
+      await ensureDns(ctx, net);
+    } catch (err) {
+      delete state.endpoints[ep.id];
+      await applyPorts(ctx, state, ep, "delete").catch(() => {});
+      save();
+      throw err;
+    }
     return { net, ep };
   });
   let released = false;

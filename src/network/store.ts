@@ -32,14 +32,23 @@ function writeState(dataRoot: string, state: NetworkState): void {
   renameSync(tmp, statePath(dataRoot));
 }
 
-/** Runs `fn` on the current state under the lock; the state is saved if `fn` returns without throwing. */
-export async function updateState<T>(dataRoot: string, fn: (state: NetworkState) => Promise<T> | T): Promise<T> {
+/**
+ * Runs `fn` on the current state under the lock; the state is saved if `fn` returns without throwing.
+ * `save` writes it at once, before effects a crash could otherwise leave unrecorded (a bridge made for
+ * a network not yet in the file).
+ */
+export async function updateState<T>(dataRoot: string, fn: (state: NetworkState, save: () => void) => Promise<T> | T): Promise<T> {
   mkdirSync(stateDir(dataRoot), { recursive: true, mode: 0o700 });
   return withLock(join(stateDir(dataRoot), "state.lock"), async () => {
     const state = readState(dataRoot);
-    const before = JSON.stringify(state);
-    const result = await fn(state);
-    if (JSON.stringify(state) !== before) writeState(dataRoot, state);
+    let saved = JSON.stringify(state);
+    const save = () => {
+      const now = JSON.stringify(state);
+      if (now !== saved) writeState(dataRoot, state);
+      saved = now;
+    };
+    const result = await fn(state, save);
+    save();
     return result;
   }, { timeoutMs: 30_000 });
 }
