@@ -160,8 +160,9 @@ describe("networking", { skip, concurrency: false }, () => {
   });
 
   test("the default bridge: eth0 with an address, a default route, /etc/hosts and /etc/hostname", () => {
-    const r = berth(["run", "--network", "bridge", "-h", "box1", "--add-host", "db:10.11.12.13", "--rootfs", rootfs, "/bin/sh", "-c",
-      "ip -o -4 addr show eth0; ip route; cat /etc/hosts /etc/hostname; hostname"]);
+    const r = berth(["run", "--network", "bridge", "-h", "box1", "--add-host", "db:10.11.12.13", "--mac-address", "02:42:0a:bb:cc:dd",
+      "--dns", "10.99.99.99", "--dns-search", "test.example", "--rootfs", rootfs, "/bin/sh", "-c",
+      "ip -o link show eth0; cat /etc/resolv.conf; ip -o -4 addr show eth0; ip route; cat /etc/hosts /etc/hostname; hostname"]);
     assert.equal(r.code, 0, show(r));
     const ip = /inet (\d+\.\d+\.\d+\.\d+)\/(\d+)/.exec(r.stdout);
     assert.ok(ip, show(r));
@@ -169,6 +170,8 @@ describe("networking", { skip, concurrency: false }, () => {
     assert.match(r.stdout, new RegExp(`${ip[1].replaceAll(".", "\\.")}\\tbox1\\n`));
     assert.match(r.stdout, /10\.11\.12\.13\tdb/);
     assert.match(r.stdout, /\nbox1\nbox1\n$/);
+    assert.match(r.stdout, /link\/ether 02:42:0a:bb:cc:dd /);
+    assert.match(r.stdout, /^nameserver 10\.99\.99\.99\nsearch test\.example\n/m);
     // The lease is released when the container ends.
     assert.deepEqual(Object.keys(state().endpoints), []);
   });
@@ -195,9 +198,9 @@ describe("networking", { skip, concurrency: false }, () => {
     assert.match(r.stdout, /in-addr\.arpa\tname = web/);
     assert.equal(r.stdout.match(/hello-from-berth/g)?.length, 2, show(r));
     // From the other network: no answer.
-    r = berth(["run", "--network", "itnet2", "--rootfs", rootfs, "/bin/sh", "-c",
+    r = berth(["run", "--network", "itnet2", "--ip", "10.213.7.50", "--rootfs", rootfs, "/bin/sh", "-c",
       `ip -o -4 addr show eth0; printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 ${ep.ip} 80; echo rc=$?`]);
-    assert.match(r.stdout, /inet 10\.213\.7\.\d+\/24/, show(r));
+    assert.match(r.stdout, /inet 10\.213\.7\.50\/24/, show(r));
     assert.doesNotMatch(r.stdout, /hello-from-berth/);
     // A network in use cannot be removed.
     r = berth(["network", "rm", "itnet1"]);
