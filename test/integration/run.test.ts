@@ -341,7 +341,7 @@ describe("berth run", { skip, concurrency: false }, () => {
         ["--uidmap", "0:100000:65536", "host", "true"],
         ["--cap-add", "NOT_A_CAP", "host", "true"],
         ["-w", "relative", "host", "true"],
-        ["--network", "bridge", "host", "true"],
+        ["--network", "no-such-network", "host", "true"],
         ["no-such-image", "true"],
         ["host"],
       ]) {
