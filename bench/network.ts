@@ -13,6 +13,7 @@
 // And the pieces of Berth's setup, measured alone on a throwaway namespace (`unshare -n sleep`):
 //   netlink-in-helper   the 4 requests (veth into the netns, address, link up, default route) as one
 //                       no-clone helper batch: one spawn of the C helper
+//   helper-noop         one trivial request in the same batch form: the helper's own cost
 //   ip-per-step         the same 4 steps by spawning `ip` / `nsenter ip` once per step
 //   prepare / release   the library's leasing, /etc files and state writes (no kernel work)
 //   prepare-with-port   prepare with one -p: adds the port probe and one `nft add element`
@@ -126,6 +127,13 @@ async function main(): Promise<void> {
       await runFilesystemOps([netlinkOp(delLink(name), { netns: "", what: "del" })]);
       return t;
     };
+    // The helper's own cost (spawn, sealed re-exec, plan) with one trivial request: netlink-in-helper
+    // minus this is what the 4 requests cost the kernel, i.e. what they add inside a container's launch.
+    const helperNoop = async () => {
+      const t0 = nowMs();
+      await runFilesystemOps([netlinkOp(linkUp(), { netns: `/proc/${pid}/ns/net`, ifname: "lo", what: "lo up" })]);
+      return nowMs() - t0;
+    };
     const ipPieces = async () => {
       const name = `vethbi${(n++).toString(16)}`;
       const t0 = nowMs();
@@ -156,6 +164,7 @@ async function main(): Promise<void> {
       "berth-cli-none": () => timeCommand(cli, ["run", "--network", "none", "--rootfs", rootfs, "/bin/true"], { env }),
       "berth-cli-bridge": () => timeCommand(cli, ["run", "--network", "bridge", "--rootfs", rootfs, "/bin/true"], { env }),
       "netlink-in-helper": netlinkPieces,
+      "helper-noop": helperNoop,
       "ip-per-step": ipPieces,
       "prepare": async () => { const r = await prepareOnly(false); extra.release.push(r.release); return r.prepare; },
       "prepare-with-port": async () => { const r = await prepareOnly(true); extra["release-with-port"].push(r.release); return r.prepare; },
@@ -191,6 +200,8 @@ async function main(): Promise<void> {
       ["berth (CLI): bridge - none", fmtMs(med("berth-cli-bridge") - med("berth-cli-none"))],
       ["docker: bridge - none", dockerImage ? fmtMs(med("docker-bridge") - med("docker-none")) : "-"],
       ["4 kernel steps: ip per step / netlink batch", `${fmtMs(med("ip-per-step"))} / ${fmtMs(med("netlink-in-helper"))}`],
+      ["4 kernel steps inside a launch (batch - helper-noop)", fmtMs(med("netlink-in-helper") - med("helper-noop"))],
+      ["library work per container (prepare + release)", fmtMs(med("prepare") + med("release"))],
     ];
     console.log(markdownTable(["network setup cost per container", "ms (medians)"], cost));
     if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ runs: RUNS, warmup: WARMUP, samples, summaries: s }, null, 2));
