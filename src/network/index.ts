@@ -1,5 +1,5 @@
 // Networking: bridges, veth pairs, IPAM, published ports, embedded DNS. See manager.ts for the library.
 export * from "./manager.js";
-export { parsePublish, parseExpose, publishAll, portLines, dockerPorts, type PortSpec } from "./ports.js";
+export { parsePublish, parseExpose, publishAll, portLines, dockerPorts, portSpecsFromDocker, type PortSpec } from "./ports.js";
 export { parseAddHost, type HostsEntry } from "./etc-files.js";
 export type { NetworkRecord, EndpointRecord, PortBinding } from "./types.js";

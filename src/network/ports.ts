@@ -111,3 +111,16 @@ export function portLines(bindings: PortBinding[], filter?: string): string[] {
   }
   return list.map((b) => `${b.containerPort}/${b.proto} -> ${b.hostIp || "0.0.0.0"}:${b.hostPort}`);
 }
+
+/** docker's HostConfig.PortBindings ({"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}) -> PortSpecs. */
+export function portSpecsFromDocker(bindings: Record<string, { HostIp?: string; HostPort?: string }[] | null> | null | undefined): PortSpec[] {
+  const out: PortSpec[] = [];
+  for (const [key, list] of Object.entries(bindings ?? {})) {
+    const [port, proto] = key.split("/");
+    for (const b of list ?? [{}]) {
+      const host = b.HostPort ? `${b.HostIp ? `${b.HostIp}:` : ""}${b.HostPort}:` : b.HostIp ? `${b.HostIp}::` : "";
+      out.push(...parsePublish(`${host}${port}/${proto ?? "tcp"}`));
+    }
+  }
+  return out;
+}

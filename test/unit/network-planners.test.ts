@@ -5,7 +5,7 @@ import { BerthError } from "../../src/errors.js";
 import {
   allocate, broadcast, checkRequested, chooseSubnet, defaultGateway, defaultPool, formatCidr, intToIp, ipToInt, macFor, overlaps, parseCidr,
 } from "../../src/network/ipam.js";
-import { conflicts, dockerPorts, parseExpose, parsePublish, portLines, publishAll } from "../../src/network/ports.js";
+import { conflicts, dockerPorts, parseExpose, parsePublish, portLines, portSpecsFromDocker, publishAll } from "../../src/network/ports.js";
 import { renderRuleset } from "../../src/network/nft.js";
 import { hostsFile, parseAddHost, parseResolvConf, resolvConf } from "../../src/network/etc-files.js";
 import { delLink, linkUp, netlinkOp, newAddress, newBridge, newDefaultRoute, newVethIntoNetns } from "../../src/network/netlink.js";
@@ -73,6 +73,12 @@ test("-p accepts docker's forms, ranges and protocols", () => {
   assert.throws(() => parsePublish("host:80:80"), /invalid host address "host"/);
   assert.deepEqual(parseExpose("8000-8001/udp"), ["8000/udp", "8001/udp"]);
   assert.deepEqual(publishAll(["80/tcp"]), [{ proto: "tcp", hostIp: "", hostPort: 0, containerPort: 80 }]);
+  // docker's HostConfig.PortBindings
+  assert.deepEqual(portSpecsFromDocker({ "80/tcp": [{ HostIp: "127.0.0.1", HostPort: "8080" }, { HostPort: "" }], "53/udp": null }), [
+    { proto: "tcp", hostIp: "127.0.0.1", hostPort: 8080, containerPort: 80 },
+    { proto: "tcp", hostIp: "", hostPort: 0, containerPort: 80 },
+    { proto: "udp", hostIp: "", hostPort: 0, containerPort: 53 },
+  ]);
 });
 
 test("port conflicts: same protocol and port on overlapping addresses", () => {
