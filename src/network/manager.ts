@@ -212,8 +212,10 @@ function ensureDefaultRecord(ctx: NetworkContext, state: NetworkState): NetworkR
 /**
  * Releases what dead owners left: endpoints (leases, published ports) whose process is gone, their /etc
  * files, and makes the firewall match the state. Veth pairs end with their container's namespace.
+ * `reconcile` (an engine at start): also rebuild the nftables table and any missing bridge and DNS
+ * server, whatever happened to them meanwhile (a reboot, `nft flush ruleset`).
  */
-export async function sweepNetworks(ctx: NetworkContext): Promise<string[]> {
+export async function sweepNetworks(ctx: NetworkContext, options: { reconcile?: boolean } = {}): Promise<string[]> {
   const released: string[] = [];
   await updateState(ctx.dataRoot, async (state) => {
     let ports = false;
@@ -224,7 +226,16 @@ export async function sweepNetworks(ctx: NetworkContext): Promise<string[]> {
       delete state.endpoints[ep.id];
       rmSync(containerFilesDir(ctx, ep.containerId), { recursive: true, force: true });
     }
-    if (ports) await applyFirewall(ctx, state);
+    if (options.reconcile) {
+      for (const net of Object.values(state.networks)) {
+        if (!liveEndpoints(state, net.id).length && net.isDefault) continue; // made again on first use
+        await ensureBridge(net);
+        await ensureDns(ctx, net);
+      }
+      await applyFirewall(ctx, state);
+    } else if (ports) {
+      await applyFirewall(ctx, state);
+    }
   });
   return released;
 }

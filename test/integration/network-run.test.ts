@@ -12,7 +12,7 @@ import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BERTH_LAUNCHER, isRoot, show, waitFor, type CliResult } from "../helpers/berth.js";
-import { networkContext } from "../../src/network/index.js";
+import { networkContext, sweepNetworks } from "../../src/network/index.js";
 
 const BUSYBOX = "/bin/busybox";
 // busybox's nc has no UDP: a tiny static echo server for the UDP test.
@@ -330,6 +330,20 @@ describe("networking", { skip, concurrency: false }, () => {
     assert.doesNotMatch(addrs(), /eth1/);
     await stop(sleeper);
     r = berth(["network", "rm", "itint"]);
+    assert.equal(r.code, 0, show(r));
+  });
+
+  test("an engine's start reconciles: a flushed table and a deleted bridge come back", async () => {
+    let r = berth(["network", "create", "itrec"]);
+    assert.equal(r.code, 0, show(r));
+    const net = Object.values(state().networks).find((n) => n.name === "itrec");
+    assert.ok(net && links().includes(net.bridge));
+    spawnSync("nft", ["delete", "table", "ip", ctx.nftTable]);
+    spawnSync("ip", ["link", "del", net.bridge]);
+    await sweepNetworks(ctx, { reconcile: true });
+    assert.ok(links().includes(net.bridge));
+    assert.match(nftTable(), new RegExp(`"${net.bridge}" : jump in-${net.bridge}`));
+    r = berth(["network", "rm", "itrec"]);
     assert.equal(r.code, 0, show(r));
   });
 
