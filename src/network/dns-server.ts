@@ -11,10 +11,12 @@ import { answerFromTable, decode, encodeResponse, type Message, type NameTable, 
 import { parseResolvConf } from "./etc-files.js";
 import { readState, statePath } from "./store.js";
 
-export function nameTable(dataRoot: string, networkId: string): NameTable {
+/** The names on a network, and each container's own --dns servers (by its address). */
+export function nameTable(dataRoot: string, networkId: string): NameTable & { upstream: Map<string, string[]> } {
   const state = readState(dataRoot);
   const forward = new Map<string, string[]>();
   const reverse = new Map<string, string>();
+  const upstream = new Map<string, string[]>();
   const add = (name: string, ip: string) => {
     const key = name.toLowerCase();
     const list = forward.get(key) ?? [];
@@ -27,8 +29,9 @@ export function nameTable(dataRoot: string, networkId: string): NameTable {
     add(ep.containerId.slice(0, 12), ep.ip);
     for (const a of ep.aliases) add(a, ep.ip);
     reverse.set(ep.ip, ep.containerName || ep.containerId.slice(0, 12));
+    if (ep.dns?.length) upstream.set(ep.ip, ep.dns);
   }
-  return { forward, reverse };
+  return { forward, reverse, upstream };
 }
 
 export interface DnsServerOptions {
@@ -46,7 +49,7 @@ export function startDnsServer(o: DnsServerOptions): Promise<Socket> {
   const upstream = o.upstream ?? (() => {
     try { return parseResolvConf(readFileSync("/etc/resolv.conf", "utf8")).nameservers.filter((s) => !s.includes(":")); } catch { return []; }
   })();
-  let table: NameTable = { forward: new Map(), reverse: new Map() };
+  let table: ReturnType<typeof nameTable> = { forward: new Map(), reverse: new Map(), upstream: new Map() };
   let stamp = "";
   const refresh = () => {
     let now = "";
@@ -60,8 +63,8 @@ export function startDnsServer(o: DnsServerOptions): Promise<Socket> {
     }
   };
   const sock = createSocket({ type: "udp4", reuseAddr: true });
-  const relay = (query: Message, raw: Buffer, reply: (b: Buffer) => void) => {
-    const servers = o.forward === false ? [] : upstream;
+  const relay = (query: Message, raw: Buffer, reply: (b: Buffer) => void, client: string) => {
+    const servers = o.forward === false ? [] : (table.upstream.get(client) ?? upstream);
     if (servers.length === 0) return reply(encodeResponse(query, [], RCODE.NXDOMAIN));
     const out = createSocket("udp4");
     const timer = setTimeout(() => { out.close(); reply(encodeResponse(query, [], RCODE.SERVFAIL)); }, 3000);
@@ -80,7 +83,7 @@ export function startDnsServer(o: DnsServerOptions): Promise<Socket> {
     const reply = (b: Buffer) => sock.send(b, rinfo.port, rinfo.address);
     refresh();
     const r = answerFromTable(query, table);
-    if (r === "forward") relay(query, raw, reply);
+    if (r === "forward") relay(query, raw, reply, rinfo.address);
     else reply(encodeResponse(query, r.answers, r.rcode));
   });
   return new Promise((resolve, reject) => {

@@ -612,6 +612,7 @@ export async function prepareContainerNetwork(ctx: NetworkContext, req: Containe
     const ep: EndpointRecord = {
       id: hex(32), networkId: net.id, containerId: req.containerId, containerName: req.name ?? "", ip, mac: req.mac ?? macFor(ip),
       aliases: req.aliases ?? [], ports, hostVeth: hostVethName(req.containerId, net.id), ifname: "eth0", owner, created: nowIso(),
+      ...(req.dns?.length && !net.isDefault ? { dns: req.dns } : {}),
     };
     state.endpoints[ep.id] = ep;
     save();

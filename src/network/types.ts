@@ -41,6 +41,8 @@ export interface EndpointRecord {
   hostVeth: string;
   /** The interface inside the container. */
   ifname: string;
+  /** --dns: the embedded DNS server relays this container's other questions there (default: the host's). */
+  dns?: string[];
   /** The process whose life bounds this endpoint ("PID STARTTIME"): the container's or its owner's. */
   owner: string;
   created: string;

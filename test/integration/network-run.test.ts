@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BERTH_LAUNCHER, isRoot, show, waitFor, type CliResult } from "../helpers/berth.js";
 import { networkContext, sweepNetworks } from "../../src/network/index.js";
+import { decode, encodeResponse, TYPE } from "../../src/network/dns.js";
 
 const BUSYBOX = "/bin/busybox";
 // busybox's nc has no UDP: a tiny static echo server for the UDP test.
@@ -216,6 +217,29 @@ describe("networking", { skip, concurrency: false }, () => {
     r = berth(["network", "rm", "itnet1", "itnet2"]);
     assert.equal(r.code, 0, show(r));
     assert.ok(!links().includes(net1.bridge));
+  });
+
+  test("the network's DNS relays other names to the container's --dns server", async () => {
+    // A stand-in upstream resolver on a loopback address: answers every A question with 10.1.2.3.
+    const upstream = createSocket("udp4");
+    upstream.on("message", (m, rinfo) => {
+      const q = decode(m);
+      upstream.send(encodeResponse(q, q.questions[0]?.type === TYPE.A ? [{ type: TYPE.A, data: "10.1.2.3" }] : [], 0), rinfo.port, rinfo.address);
+    });
+    await new Promise<void>((res) => upstream.bind(53, "127.0.0.2", () => res()));
+    try {
+      let r = berth(["network", "create", "itdns"]);
+      assert.equal(r.code, 0, show(r));
+      // Not spawnSync: the stand-in answers from this process's event loop.
+      const bg = background(["run", "--network", "itdns", "--dns", "127.0.0.2", "--rootfs", rootfs, "/bin/sh", "-c", "nslookup elsewhere.test"]);
+      const code = await bg.done;
+      assert.equal(code, 0, bg.out());
+      assert.match(bg.out(), /Name:\s+elsewhere\.test\nAddress: 10\.1\.2\.3/);
+      r = berth(["network", "rm", "itdns"]);
+      assert.equal(r.code, 0, show(r));
+    } finally {
+      upstream.close();
+    }
   });
 
   test("a published TCP port answers on 127.0.0.1, from the host and (hairpin) from another container", async () => {
