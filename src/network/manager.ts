@@ -285,8 +285,14 @@ export async function createNetwork(ctx: NetworkContext, o: CreateNetworkOptions
       gateway = o.gateway;
     }
     const id = hex(32);
+    // docker's -o com.docker.network.bridge.name=NAME chooses the bridge's name.
+    const bridge = o.options?.["com.docker.network.bridge.name"] || `berth${id.slice(0, 10)}`;
+    if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(bridge)) throw new BerthError(`invalid bridge name "${bridge}": at most 15 letters, digits, _ . -`);
+    if (linkExists(bridge) || Object.values(state.networks).some((n) => n.bridge === bridge)) {
+      throw new BerthError(`bridge name ${bridge} is already in use on the host`, { exitCode: 1 });
+    }
     const rec: NetworkRecord = {
-      id, name: o.name, driver: "bridge", bridge: `berth${id.slice(0, 10)}`, subnet: formatCidr(subnet), gateway,
+      id, name: o.name, driver: "bridge", bridge, subnet: formatCidr(subnet), gateway,
       internal: o.internal ?? false, isDefault: false, created: nowIso(), labels: o.labels ?? {}, options: o.options ?? {},
     };
     state.networks[id] = rec;
