@@ -399,7 +399,8 @@ route("POST", "/containers/{id}/attach", async (ctx) => {
   });
   (out.output as Duplex).on("close", () => { ended = true; detach(); });
   if (ctx.head && ctx.head.length > 0 && input) input.unshift(ctx.head);
-  input?.resume();
+  // Without stdin, read (and drop) what the client sends so that its hang-up is seen.
+  if (input && !boolParam(q.get("stdin"))) input.resume();
   await ready;
 });
 
@@ -615,6 +616,7 @@ export function parseHost(h: string): string {
 
 export async function listen(engine: Engine, hosts: string[]): Promise<ApiServer> {
   const servers: Server[] = [];
+  const sockets = new Set<Duplex>();
   for (const h of hosts) {
     const path = parseHost(h);
     mkdirSync(dirname(path), { recursive: true });
@@ -624,6 +626,7 @@ export async function listen(engine: Engine, hosts: string[]): Promise<ApiServer
       socket.on("error", () => {});
       void dispatch(engine, req, undefined, socket, head);
     });
+    server.on("connection", (sock: Duplex) => { sockets.add(sock); sock.on("close", () => sockets.delete(sock)); });
     server.on("clientError", (_err, socket) => { try { socket.end("HTTP/1.1 400 Bad Request\r\n\r\n"); } catch { /* gone */ } });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -635,10 +638,11 @@ export async function listen(engine: Engine, hosts: string[]): Promise<ApiServer
   return {
     servers,
     close: async () => {
-      for (const s of servers) {
-        s.closeAllConnections?.();
-        await new Promise<void>((resolve) => s.close(() => resolve()));
-      }
+      const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+      // Hijacked (attach/exec) and streaming connections end with the daemon; containers don't.
+      for (const sock of sockets) sock.destroy();
+      for (const s of servers) s.closeAllConnections?.();
+      await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, 2000))]);
       for (const h of hosts) rmSync(parseHost(h), { force: true });
     },
   };

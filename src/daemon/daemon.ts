@@ -16,10 +16,14 @@ export interface DaemonOptions {
 
 export const DEFAULT_SOCKET = "/run/berth/berth.sock";
 
+/** A living berth daemon (not a zombie, not a reused pid of another program). */
 function pidAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    if (state === "Z" || state === "X") return false;
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    return cmd.includes("daemon");
   } catch {
     return false;
   }

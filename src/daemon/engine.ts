@@ -6,7 +6,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Readable, Writable } from "node:stream";
+import type { Readable } from "node:stream";
 import { cgroupPids, cgroupStats, destroyCgroup, freezeCgroup, oomKilled, thawCgroup, updateCgroup } from "../cgroups/index.js";
 import { buildRunSpec, mergeEnvEntries, runResources, type RunOptions } from "../core/run-spec.js";
 import type { Mount, Process, Resources, Spec } from "../oci/spec.js";
@@ -20,7 +20,8 @@ import { HealthMonitor } from "./health.js";
 import { ImageBackend, type ResolvedImage } from "./images.js";
 import { JsonLogWriter, type LogEntry, parseLogOpts, readLog, type ReadOptions } from "./jsonlog.js";
 import { nextBackoff, shouldRestart, validateRestartPolicy } from "./restart.js";
-import { adoptProcess, type ContainerProcess, createProcess, type ExecProcess, execProcess } from "./supervisor.js";
+import { adoptProcess, type ContainerProcess, createProcess, type ExecProcess, execProcess, type MonitorFiles } from "./supervisor.js";
+import { monitorAlive, readExitFile } from "../runtime/monitor.js";
 import type { ContainerConfig, ContainerRecord, HostConfig, MountPoint } from "./types.js";
 import { badRequest, conflict, EngineError, humanDuration, KeyedMutex, NAME_PATTERN, newId, notFound, notModified, parseSignalArg, randomName, readJson, writeJsonAtomic, ZERO_TIME } from "./util.js";
 import { VolumeStore } from "./volumes.js";
@@ -178,6 +179,8 @@ export class Engine {
     this.#log(msg);
   }
   #shuttingDown = false;
+  /** Containers run under the monitor (they outlive the daemon); BERTH_ENGINE_MONITOR=0 turns it off. */
+  readonly useMonitor = process.env.BERTH_ENGINE_MONITOR !== "0";
 
   constructor(o: EngineOptions = {}) {
     this.dataRoot = o.dataRoot ?? DEFAULT_DATA_ROOT;
@@ -288,12 +291,21 @@ export class Engine {
     const b = r.berth;
     const alive = b.pid !== undefined && b.pidStart !== undefined && processStartTime(b.pid) === b.pidStart && !isZombie(b.pid);
     const wasActive = r.State.Running || r.State.Restarting || r.State.Paused;
-    if (alive && r.State.Running && b.cgroup) {
-      // Still running (the daemon was away): adopt it. Output written meanwhile is not captured.
-      const proc = adoptProcess(b.pid as number, b.cgroup, b.pidStart as string, processStartTime);
+    const files = this.#monitorFiles(r);
+    const monitor = b.monitorPid && b.monitorStart ? { pid: b.monitorPid, start: b.monitorStart, files } : undefined;
+    const monitorLives = monitor !== undefined && monitorAlive(monitor.pid, monitor.start);
+    if ((alive || monitorLives) && r.State.Running && b.cgroup) {
+      // Still running (the daemon was away): adopt it; its monitor kept logging meanwhile.
+      const proc = await adoptProcess(b.pid as number, b.cgroup, b.pidStart as string, processStartTime, monitor);
       this.#attachLive(r, proc, Date.parse(r.State.StartedAt) || Date.now());
       this.#health.start(r);
       return;
+    }
+    // Ended while the daemon was away: the monitor's exit file has the status.
+    const exit = readExitFile(files.exitFile);
+    if (exit && r.State.Running) {
+      r.State.ExitCode = exit.exitCode;
+      r.State.FinishedAt = exit.finishedAt || new Date().toISOString();
     }
     // Anything half-started or left over: kill it and remove its cgroup.
     if (alive && b.pid) { try { process.kill(b.pid, "SIGKILL"); } catch { /* gone */ } }
@@ -302,8 +314,11 @@ export class Engine {
     b.cgroup = undefined;
     b.pid = undefined;
     b.pidStart = undefined;
+    b.monitorPid = undefined;
+    b.monitorStart = undefined;
     if (wasActive) {
-      Object.assign(r.State, { Status: "exited", Running: false, Paused: false, Restarting: false, Pid: 0, ExitCode: r.State.Running ? 255 : r.State.ExitCode, FinishedAt: new Date().toISOString() });
+      Object.assign(r.State, { Status: "exited", Running: false, Paused: false, Restarting: false, Pid: 0, ExitCode: r.State.Running && !exit ? 255 : r.State.ExitCode, FinishedAt: exit?.finishedAt || new Date().toISOString() });
+      if (b.cgroup === undefined && exit === undefined) r.State.Error = "the daemon was stopped while the container ran and its exit status is unknown";
       if (r.State.Health) r.State.Health.Status = "unhealthy";
     } else if (r.State.Status !== "created" && r.State.Status !== "exited" && r.State.Status !== "dead") {
       r.State.Status = "exited";
@@ -501,6 +516,18 @@ export class Engine {
 
   // ---- start ------------------------------------------------------------------------------------
 
+  #monitorFiles(r: ContainerRecord): MonitorFiles {
+    const lo = parseLogOpts(r.HostConfig.LogConfig.Config);
+    return {
+      logPath: r.LogPath || undefined,
+      logMaxSize: lo.maxSize,
+      logMaxFiles: lo.maxFile,
+      exitFile: join(this.#dir(r.Id), "exit.json"),
+      // Short: a Unix socket path has at most 107 bytes.
+      attachSocket: join(this.execRoot, "attach", `${r.Id.slice(0, 24)}.sock`),
+    };
+  }
+
   start(ref: string): Promise<void> {
     const r0 = this.lookup(ref);
     return this.#mutex.run(r0.Id, () => this.#start(this.lookup(r0.Id), false));
@@ -521,6 +548,16 @@ export class Engine {
     if (init) {
       const tini = TINI.find((p) => existsSync(p));
       if (!tini) throw new EngineError(500, "--init needs tini: install the tini package");
+      // The mount point must exist as a file: make it in the container's own layer when the image lacks it.
+      const upper = join(this.#dir(r.Id), "upper");
+      if (!existsSync(join(upper, "sbin")) && !lowerDirs.some((d) => existsSync(join(d, "sbin")))) {
+        // /sbin missing, or a symlink (usr/sbin) to a directory the image lacks.
+        let target = "sbin";
+        for (const d of lowerDirs) {
+          try { if (lstatSync(join(d, "sbin")).isSymbolicLink()) { target = readlinkSync(join(d, "sbin")).replace(/^\/+/, ""); break; } } catch { /* next */ }
+        }
+        mkdirSync(join(upper, target), { recursive: true, mode: 0o755 });
+      }
       binds.push({ source: tini, destination: "/sbin/docker-init", readOnly: true });
       args = ["/sbin/docker-init", "--", ...args];
     }
@@ -575,6 +612,7 @@ export class Engine {
     rmSync(stateDir, { recursive: true, force: true });
     mkdirSync(stateDir, { recursive: true, mode: 0o711 });
     const dir = this.#dir(r.Id);
+    if (this.useMonitor) mkdirSync(join(this.execRoot, "attach"), { recursive: true, mode: 0o700 });
     // A fresh work dir each time (overlay refuses a work dir another mount left busy).
     rmSync(join(dir, "work"), { recursive: true, force: true });
     mkdirSync(join(dir, "work"), { mode: 0o711 });
@@ -590,8 +628,14 @@ export class Engine {
         work: join(dir, "work"),
         execFifo: join(stateDir, "exec.fifo"),
         openStdin: r.Config.OpenStdin,
+        monitor: this.useMonitor ? this.#monitorFiles(r) : undefined,
         onCgroup: (cg) => { r.berth.cgroup = cg; this.#save(r); },
-        onPid: async (pid) => { r.berth.pid = pid; r.berth.pidStart = processStartTime(pid); this.#save(r); },
+        onPid: async (pid, monitorPid) => {
+          r.berth.pid = pid;
+          r.berth.pidStart = processStartTime(pid);
+          if (this.useMonitor && monitorPid) { r.berth.monitorPid = monitorPid; r.berth.monitorStart = processStartTime(monitorPid); }
+          this.#save(r);
+        },
       });
     } catch (err) {
       r.berth.cgroup = undefined;
@@ -600,16 +644,23 @@ export class Engine {
       Object.assign(r.State, { Error: msg, ExitCode: (err as { exitCode?: number }).exitCode === 127 ? 127 : (err as { exitCode?: number }).exitCode === 126 ? 126 : 128 });
       if (r.State.Status !== "created") r.State.Status = "exited";
       this.#save(r);
+      this.#waiters.emit(`startfail:${r.Id}`);
       const code = (err as { exitCode?: number }).exitCode;
       throw new EngineError(code === 126 || code === 127 ? 400 : 500, `failed to create task for container: ${msg}`);
     }
     r.berth.cgroup = proc.cgroup;
+    if (proc.monitor) {
+      r.berth.monitorPid = proc.monitor.pid;
+      r.berth.monitorStart = proc.monitor.start;
+    }
+    this.#save(r);
     const live = this.#attachLive(r, proc, Date.now());
     try {
       await proc.start();
     } catch (err) {
       proc.signal(9);
       await live.exitDone;
+      this.#waiters.emit(`startfail:${r.Id}`);
       throw new EngineError(500, `failed to start container: ${(err as Error).message}`);
     }
     Object.assign(r.State, { Status: "running", Running: true, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: proc.pid, ExitCode: 0, Error: "", StartedAt: new Date().toISOString() });
@@ -625,22 +676,16 @@ export class Engine {
 
   /** Wires a process's output to the log and attach listeners, and its exit to handleExit. */
   #attachLive(r: ContainerRecord, proc: ContainerProcess, startedMs: number): Live {
-    const log = new JsonLogWriter(r.LogPath || "/dev/null", r.LogPath ? parseLogOpts(r.HostConfig.LogConfig.Config) : {});
+    const log = new JsonLogWriter(r.LogPath && !proc.logsByMonitor ? r.LogPath : "/dev/null", r.LogPath ? parseLogOpts(r.HostConfig.LogConfig.Config) : {});
     const output = new EventEmitter();
     output.setMaxListeners(0);
-    const pump = (stream: Readable | null, name: "stdout" | "stderr", n: 1 | 2) => {
-      if (!stream) return Promise.resolve();
-      return new Promise<void>((resolve) => {
-        stream.on("data", (chunk: Buffer) => {
-          if (r.LogPath) log.write(name, chunk);
-          output.emit("data", r.Config.Tty ? 1 : n, chunk);
-        });
-        stream.on("end", resolve);
-        stream.on("close", resolve);
-        stream.on("error", () => resolve());
+    const drained = new Promise<void>((resolve) => {
+      proc.output.on("data", (n: 1 | 2, chunk: Buffer) => {
+        if (r.LogPath && !proc.logsByMonitor) log.write(n === 2 ? "stderr" : "stdout", chunk);
+        output.emit("data", r.Config.Tty ? 1 : n, chunk);
       });
-    };
-    const drained = Promise.all([pump(proc.stdout, "stdout", 1), pump(proc.stderr, "stderr", 2)]);
+      proc.output.once("end", () => resolve());
+    });
     let resolveDone!: () => void;
     const exitDone = new Promise<void>((res) => { resolveDone = res; });
     const live: Live = { proc, log, output, exitDone, startedMs };
@@ -1019,24 +1064,26 @@ export class Engine {
         l.output.on("data", onData);
         l.output.once("end", onEnd);
         let stdinPipe: (() => void) | undefined;
-        if (o.stdin && l.proc.stdin) {
-          const target = l.proc.stdin as Writable;
-          target.on("error", () => {});
-          const onChunk = (c: Buffer) => target.write(c);
-          const onStdinEnd = () => { if (r.Config.StdinOnce) target.end(); };
+        if (o.stdin && r.Config.OpenStdin) {
+          const onChunk = (c: Buffer) => l.proc.writeStdin(c);
+          const onStdinEnd = () => { if (r.Config.StdinOnce) l.proc.closeStdin(); };
           o.stdin.on("data", onChunk);
           o.stdin.on("end", onStdinEnd);
+          o.stdin.resume();
           stdinPipe = () => { o.stdin?.off("data", onChunk); o.stdin?.off("end", onStdinEnd); };
+        } else {
+          o.stdin?.resume();
         }
         cleanup = () => { l.output.off("data", onData); l.output.off("end", onEnd); stdinPipe?.(); };
       };
       if (live) bind(live);
       else {
-        const onStart = (l: Live) => { if (!detached) bind(l); };
-        const onGone = () => { if (!detached) s.onEnd(); };
+        const onStart = (l: Live) => { this.#waiters.off(`removed:${r.Id}`, onGone); this.#waiters.off(`startfail:${r.Id}`, onGone); if (!detached) bind(l); };
+        const onGone = () => { cleanup(); if (!detached) s.onEnd(); };
         this.#waiters.once(`live:${r.Id}`, onStart);
         this.#waiters.once(`removed:${r.Id}`, onGone);
-        cleanup = () => { this.#waiters.off(`live:${r.Id}`, onStart); this.#waiters.off(`removed:${r.Id}`, onGone); };
+        this.#waiters.once(`startfail:${r.Id}`, onGone);
+        cleanup = () => { this.#waiters.off(`live:${r.Id}`, onStart); this.#waiters.off(`removed:${r.Id}`, onGone); this.#waiters.off(`startfail:${r.Id}`, onGone); };
       }
     })();
     this.#event(r, "attach");

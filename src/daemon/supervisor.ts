@@ -11,19 +11,34 @@ import type { Process, Spec } from "../oci/spec.js";
 import { compileSeccomp } from "../seccomp/index.js";
 import { type ExitStatus, startHelper } from "../runtime/helper.js";
 import { readHostFacts } from "../runtime/host-facts.js";
-import { launchContainer } from "../runtime/launch.js";
+import { launchContainer, processStartTime } from "../runtime/launch.js";
+import { type AttachChunk, attach as attachMonitor, type MonitorAttach, monitorAlive, readExitFile } from "../runtime/monitor.js";
+import { EventEmitter } from "node:events";
 
 export interface ContainerProcess {
   readonly pid: number;
   readonly cgroup: CgroupPlan;
-  readonly stdin: Writable | null;
-  readonly stdout: Readable | null;
-  readonly stderr: Readable | null;
+  /** The monitor's pid and start time when the container has one (it outlives the daemon). */
+  readonly monitor?: { pid: number; start: string };
+  /** Whether the monitor writes the json-file log (else the engine does, from `output`). */
+  readonly logsByMonitor: boolean;
+  /** "data" (stream 1|2, chunk: Buffer) and "end". */
+  readonly output: EventEmitter;
+  writeStdin(data: Buffer): void;
+  closeStdin(): void;
   /** Releases a created container's init to exec its command. */
   start(): Promise<void>;
   readonly exited: Promise<ExitStatus>;
   signal(sig: number): void;
   resize(rows: number, cols: number): void;
+}
+
+export interface MonitorFiles {
+  logPath?: string;
+  logMaxSize?: number;
+  logMaxFiles?: number;
+  exitFile: string;
+  attachSocket: string;
 }
 
 export interface CreateProcessOptions {
@@ -35,8 +50,10 @@ export interface CreateProcessOptions {
   work: string;
   execFifo: string;
   openStdin: boolean;
+  /** Run under the container monitor (survives the daemon); else the daemon holds the pipes. */
+  monitor?: MonitorFiles;
   onCgroup?: (cgroup: CgroupPlan) => void;
-  onPid?: (pid: number) => Promise<void>;
+  onPid?: (pid: number, monitorPid: number) => Promise<void>;
 }
 
 function sleep(ms: number) {
@@ -74,8 +91,57 @@ export async function releaseExecFifo(fifo: string, pid: number, timeoutMs = 10_
   }
 }
 
+function pumpStreams(output: EventEmitter, stdout: Readable | null, stderr: Readable | null): void {
+  let open = 0;
+  const pump = (s: Readable | null, n: 1 | 2) => {
+    if (!s) return;
+    open++;
+    let done = false;
+    const fin = () => { if (done) return; done = true; if (--open === 0) output.emit("end"); };
+    s.on("data", (c: Buffer) => output.emit("data", n, c));
+    s.on("end", fin);
+    s.on("close", fin);
+    s.on("error", fin);
+  };
+  pump(stdout, 1);
+  pump(stderr, 2);
+  if (open === 0) output.emit("end");
+}
+
+/** Reads a monitor's attach socket into `output`; retries while the monitor lives. */
+async function connectMonitor(socket: string, output: EventEmitter): Promise<MonitorAttach | undefined> {
+  for (let i = 0; i < 50; i++) {
+    try {
+      const a = await attachMonitor(socket);
+      a.output.on("data", (c: AttachChunk) => output.emit("data", c.stream === "stderr" ? 2 : 1, c.data));
+      a.output.on("end", () => output.emit("end"));
+      a.output.on("error", () => output.emit("end"));
+      return a;
+    } catch {
+      await sleep(20);
+    }
+  }
+  output.emit("end");
+  return undefined;
+}
+
+/** Waits for the monitor's exit file (or the monitor's death without one: 255). */
+async function waitExitFile(exitFile: string, monitorPid: number, monitorStart: string | undefined): Promise<ExitStatus> {
+  for (;;) {
+    const e = readExitFile(exitFile);
+    if (e) return { exitCode: e.signal ? 0 : e.exitCode, signal: e.signal };
+    if (!monitorAlive(monitorPid, monitorStart)) {
+      const late = readExitFile(exitFile);
+      if (late) return { exitCode: late.signal ? 0 : late.exitCode, signal: late.signal };
+      return { exitCode: 255, signal: 0 };
+    }
+    await sleep(100);
+  }
+}
+
 export async function createProcess(o: CreateProcessOptions): Promise<ContainerProcess> {
   const tty = Boolean(o.spec.process?.terminal);
+  let monitorPid = 0;
   const launched = await launchContainer({
     spec: o.spec,
     rootfs: o.rootfs,
@@ -84,29 +150,78 @@ export async function createProcess(o: CreateProcessOptions): Promise<ContainerP
     execFifo: o.execFifo,
     console: tty ? { mode: "proxy", rawHostTerminal: false } : undefined,
     dieWithController: false,
-    stdio: [o.openStdin ? "pipe" : "ignore", "pipe", tty ? "ignore" : "pipe"],
+    stdio: o.monitor ? undefined : [o.openStdin ? "pipe" : "ignore", "pipe", tty ? "ignore" : "pipe"],
+    monitor: o.monitor ? { ...o.monitor, stdin: o.openStdin } : undefined,
     onCgroup: o.onCgroup,
-    beforeRelease: o.onPid ? async (pid) => (o.onPid as (p: number) => Promise<void>)(pid) : undefined,
+    beforeRelease: async (pid) => { await o.onPid?.(pid, monitorPid); },
   });
   const run = launched.run;
+  monitorPid = run.helper.pid as number;
+  const output = new EventEmitter();
+  output.setMaxListeners(0);
+  if (!o.monitor) {
+    pumpStreams(output, run.helper.stdout, run.helper.stderr);
+    const stdin = run.helper.stdin;
+    stdin?.on("error", () => {});
+    return {
+      pid: run.pid,
+      cgroup: launched.cgroup,
+      logsByMonitor: false,
+      output,
+      writeStdin: (d) => { stdin?.write(d); },
+      closeStdin: () => { stdin?.end(); },
+      start: () => releaseExecFifo(o.execFifo, run.pid),
+      exited: run.exited,
+      signal: (sig) => {
+        try { process.kill(run.pid, sig); } catch { run.signal(sig); }
+      },
+      resize: (rows, cols) => run.resize(rows, cols),
+    };
+  }
+  const files = o.monitor;
+  const start = processStartTime(monitorPid) ?? "";
+  const conn = await connectMonitor(files.attachSocket, output);
+  const exited = Promise.race([run.exited.catch(() => waitExitFile(files.exitFile, monitorPid, start)), waitExitFile(files.exitFile, monitorPid, start)]);
   return {
     pid: run.pid,
     cgroup: launched.cgroup,
-    stdin: run.helper.stdin,
-    stdout: run.helper.stdout,
-    stderr: run.helper.stderr,
+    monitor: { pid: monitorPid, start },
+    logsByMonitor: true,
+    output,
+    writeStdin: (d) => conn?.write(d),
+    closeStdin: () => conn?.closeStdin(),
     start: () => releaseExecFifo(o.execFifo, run.pid),
-    exited: run.exited,
-    signal: (sig) => {
-      // The helper forwards; if it is gone (daemon restarted), signal directly.
-      try { process.kill(run.pid, sig); } catch { run.signal(sig); }
-    },
-    resize: (rows, cols) => run.resize(rows, cols),
+    exited,
+    signal: (sig) => { try { process.kill(run.pid, sig); } catch { /* gone */ } },
+    resize: (rows, cols) => conn?.resize(rows, cols),
   };
 }
 
-/** A container found running after a daemon restart: no pipes, exit seen by polling. */
-export function adoptProcess(pid: number, cgroup: CgroupPlan, pidStart: string, startTime: (pid: number) => string | undefined): ContainerProcess {
+/**
+ * A container found after a daemon restart. With a living monitor: reconnect to its attach socket and
+ * take the exit status from its exit file. Without one (the daemon held the pipes): poll the pid.
+ */
+export async function adoptProcess(
+  pid: number,
+  cgroup: CgroupPlan,
+  pidStart: string,
+  startTime: (pid: number) => string | undefined,
+  monitor?: { pid: number; start: string; files: MonitorFiles },
+): Promise<ContainerProcess> {
+  const output = new EventEmitter();
+  output.setMaxListeners(0);
+  if (monitor && monitorAlive(monitor.pid, monitor.start)) {
+    const conn = await connectMonitor(monitor.files.attachSocket, output);
+    return {
+      pid, cgroup, monitor: { pid: monitor.pid, start: monitor.start }, logsByMonitor: true, output,
+      writeStdin: (d) => conn?.write(d),
+      closeStdin: () => conn?.closeStdin(),
+      start: async () => {},
+      exited: waitExitFile(monitor.files.exitFile, monitor.pid, monitor.start),
+      signal: (sig) => { try { process.kill(pid, sig); } catch { /* gone */ } },
+      resize: (rows, cols) => conn?.resize(rows, cols),
+    };
+  }
   const exited = (async (): Promise<ExitStatus> => {
     for (;;) {
       const st = startTime(pid);
@@ -114,8 +229,11 @@ export function adoptProcess(pid: number, cgroup: CgroupPlan, pidStart: string, 
       await sleep(200);
     }
   })();
+  void exited.then(() => output.emit("end"));
   return {
-    pid, cgroup, stdin: null, stdout: null, stderr: null,
+    pid, cgroup, logsByMonitor: false, output,
+    writeStdin: () => {},
+    closeStdin: () => {},
     start: async () => {},
     exited,
     signal: (sig) => { try { process.kill(pid, sig); } catch { /* gone */ } },

@@ -140,6 +140,9 @@ export interface BerthPrivate {
   cgroup?: CgroupPlan;
   pid?: number;
   pidStart?: string;
+  /** The container's monitor (native/monitor.c), which outlives the daemon. */
+  monitorPid?: number;
+  monitorStart?: string;
   /** Set by stop/kill through the API: restart policies (except always on daemon start) hold off. */
   manuallyStopped: boolean;
   /** Anonymous volumes made for this container (removed by rm -v). */
