@@ -66,6 +66,10 @@ async function main(): Promise<void> {
   const dockerExec = join("/run", `bench-net-docker-${process.pid}`);
   const forwardPolicy = () => /-P FORWARD (\w+)/.exec(spawnSync("iptables", ["-S", "FORWARD"], { encoding: "utf8" }).stdout)?.[1];
   const policyBefore = forwardPolicy();
+  // dockerd adds its own iptables chains (nat, filter); the host had these tables or not before we began.
+  const nftTables = () => spawnSync("nft", ["list", "tables"], { encoding: "utf8" }).stdout.split("\n").filter(Boolean);
+  const tablesBefore = new Set(nftTables());
+  const iptablesBefore = spawnSync("iptables-save", { encoding: "utf8" }).stdout;
   const cleanup = async () => {
     if (dockerd) {
       dockerd.kill("SIGTERM");
@@ -73,6 +77,8 @@ async function main(): Promise<void> {
       // dockerd sets the FORWARD policy to DROP; put back what the host had.
       if (policyBefore && forwardPolicy() !== policyBefore) spawnSync("iptables", ["-P", "FORWARD", policyBefore]);
       spawnSync("ip", ["link", "del", "docker0"], { stdio: "ignore" });
+      for (const t of nftTables()) if (!tablesBefore.has(t)) spawnSync("nft", ["delete", ...t.split(" ").slice(1)]);
+      if (iptablesBefore.trim()) spawnSync("iptables-restore", { input: iptablesBefore });
     }
     await pruneNetworks(ctx).catch(() => undefined);
     rmSync(temp, { recursive: true, force: true });
