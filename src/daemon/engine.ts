@@ -820,7 +820,7 @@ export class Engine {
   }
 
   /** docker wait: resolves with the exit code once the condition holds. */
-  async wait(ref: string, condition = "not-running", signal?: AbortSignal): Promise<{ StatusCode: number; Error?: { Message: string } | null }> {
+  async wait(ref: string, condition = "not-running", signal?: AbortSignal): Promise<{ StatusCode: number; Error?: { Message: string } | null; OOMKilled?: boolean }> {
     const r = this.lookup(ref);
     if (!["not-running", "next-exit", "removed", ""].includes(condition)) throw badRequest(`invalid condition: "${condition}"`);
     if ((condition === "not-running" || condition === "") && !r.State.Running && !r.State.Restarting) return { StatusCode: r.State.ExitCode, Error: null };
@@ -828,7 +828,8 @@ export class Engine {
       const ev = condition === "removed" ? `removed:${r.Id}` : `exit:${r.Id}`;
       const onEv = (code: number) => {
         cleanup();
-        resolve({ StatusCode: code ?? r.State.ExitCode, Error: null });
+        // OOMKilled is Berth's addition (docker clients ignore it): `berth run` reports the OOM kill.
+        resolve({ StatusCode: code ?? r.State.ExitCode, Error: null, ...(r.State.OOMKilled ? { OOMKilled: true } : {}) });
       };
       const onAbort = () => { cleanup(); reject(new Error("aborted")); };
       const cleanup = () => { this.#waiters.off(ev, onEv); signal?.removeEventListener("abort", onAbort); };

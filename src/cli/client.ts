@@ -1,0 +1,169 @@
+// A small Engine API client for the berth CLI: JSON requests, streams and hijacked connections over a
+// Unix socket; starts a daemon when none answers on the default socket.
+
+import { spawn } from "node:child_process";
+import { mkdirSync, openSync } from "node:fs";
+import { request as httpRequest, type IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { BerthError } from "../errors.js";
+
+export const DEFAULT_HOST = "unix:///run/berth/berth.sock";
+const API = "/v1.43";
+
+export interface Response {
+  status: number;
+  headers: IncomingMessage["headers"];
+  body: Buffer;
+}
+
+/** An error the daemon answered (docker prints "Error response from daemon: ..."). */
+export class ApiError extends BerthError {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(`Error response from daemon: ${message}`, { exitCode: 1 });
+    this.status = status;
+  }
+}
+
+function socketPath(host: string): string {
+  if (host.startsWith("unix://")) return host.slice(7);
+  if (host.startsWith("/")) return host;
+  throw new BerthError(`unsupported host "${host}": use unix:///path/to/socket`);
+}
+
+export function query(q: Record<string, string | number | boolean | undefined | string[]>): string {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) {
+    if (v === undefined) continue;
+    if (Array.isArray(v)) for (const x of v) p.append(k, x);
+    else p.set(k, typeof v === "boolean" ? (v ? "1" : "0") : String(v));
+  }
+  const s = p.toString();
+  return s ? `?${s}` : "";
+}
+
+export class Client {
+  readonly host: string;
+  readonly socket: string;
+  readonly #autostart: boolean;
+  #checked = false;
+
+  constructor(host?: string) {
+    this.host = host || process.env.BERTH_HOST || DEFAULT_HOST;
+    this.socket = socketPath(this.host);
+    this.#autostart = !host && !process.env.BERTH_HOST;
+  }
+
+  #raw(method: string, path: string, body?: Buffer | string | NodeJS.ReadableStream, headers: Record<string, string> = {}): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const req = httpRequest({ socketPath: this.socket, method, path: `${API}${path}`, headers: { Host: "berth", ...headers } }, resolve);
+      req.on("error", reject);
+      if (body === undefined) req.end();
+      else if (typeof body === "string" || Buffer.isBuffer(body)) req.end(body);
+      else body.pipe(req);
+    });
+  }
+
+  /** Makes sure a daemon answers; starts one (detached) on the default socket if none does. */
+  async ensure(): Promise<void> {
+    if (this.#checked) return;
+    try {
+      await this.#ping();
+    } catch (err) {
+      if (!this.#autostart) throw new BerthError(`Cannot connect to the Berth daemon at ${this.host}. Is the daemon running? (${(err as Error).message})`);
+      await this.#startDaemon();
+    }
+    this.#checked = true;
+  }
+
+  async #ping(): Promise<void> {
+    const res = await this.#raw("GET", "/_ping");
+    res.resume();
+    if (res.statusCode !== 200) throw new Error(`ping answered ${res.statusCode}`);
+  }
+
+  async #startDaemon(): Promise<void> {
+    if (process.getuid?.() !== 0) throw new BerthError(`no Berth daemon answers at ${this.host}, and starting one needs root`);
+    const execRoot = dirname(this.socket);
+    mkdirSync(execRoot, { recursive: true, mode: 0o711 });
+    const log = openSync(join(execRoot, "daemon.log"), "a");
+    // The same node and the same entry script (bin/berth.js or the bundle) as this CLI.
+    const script = process.argv[1] ?? fileURLToPath(new URL("../../../bin/berth.js", import.meta.url));
+    const child = spawn(process.execPath, ["--", script, "daemon"], { detached: true, stdio: ["ignore", log, log] });
+    child.unref();
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      try {
+        await this.#ping();
+        return;
+      } catch {
+        if (Date.now() > deadline) throw new BerthError(`started a Berth daemon but it does not answer at ${this.host}: see ${join(execRoot, "daemon.log")}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }
+
+  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
+    await this.ensure();
+    const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : JSON.stringify(body);
+    const h = body !== undefined && !Buffer.isBuffer(body) ? { "Content-Type": "application/json", ...headers } : headers;
+    const res = await this.#raw(method, path, payload, h);
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    const out = { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) };
+    if (out.status >= 400) throw new ApiError(out.status, errorMessage(out.body));
+    return out;
+  }
+
+  async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.request(method, path, body);
+    return (res.body.length ? JSON.parse(res.body.toString()) : undefined) as T;
+  }
+
+  /** A streaming response (logs, events, stats, archives). */
+  async stream(method: string, path: string, body?: Buffer | NodeJS.ReadableStream, headers: Record<string, string> = {}): Promise<IncomingMessage> {
+    await this.ensure();
+    const res = await this.#raw(method, path, body, headers);
+    if ((res.statusCode ?? 0) >= 400) {
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
+      throw new ApiError(res.statusCode ?? 0, errorMessage(Buffer.concat(chunks)));
+    }
+    return res;
+  }
+
+  /** POST with `Upgrade: tcp`; resolves with the raw socket after 101 (attach, exec start). */
+  async hijack(path: string, body?: unknown): Promise<Socket> {
+    await this.ensure();
+    const payload = body === undefined ? "" : JSON.stringify(body);
+    return new Promise((resolve, reject) => {
+      const req = httpRequest({
+        socketPath: this.socket,
+        method: "POST",
+        path: `${API}${path}`,
+        headers: { Host: "berth", Connection: "Upgrade", Upgrade: "tcp", "Content-Type": "application/json", "Content-Length": Buffer.byteLength(payload) },
+      });
+      req.on("upgrade", (_res, socket: Socket, head: Buffer) => {
+        if (head.length) socket.unshift(head);
+        resolve(socket);
+      });
+      req.on("response", (res: IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => reject(new ApiError(res.statusCode ?? 0, errorMessage(Buffer.concat(chunks)))));
+      });
+      req.on("error", reject);
+      req.end(payload);
+    });
+  }
+}
+
+function errorMessage(body: Buffer): string {
+  try {
+    const v = JSON.parse(body.toString()) as { message?: string };
+    if (v.message) return v.message;
+  } catch { /* not JSON */ }
+  return body.toString().trim() || "unknown error";
+}

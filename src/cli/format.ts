@@ -1,0 +1,105 @@
+// docker-style output: Go-template-like --format ({{.Field}}, {{json .}}, "table" prefix), tabwriter
+// columns, and the ps row fields.
+
+import { humanDuration } from "../daemon/util.js";
+
+/** docker's tabwriter settings: minwidth 10, padding 3. */
+export function tabulate(rows: string[][]): string {
+  if (rows.length === 0) return "";
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => { if (i < r.length - 1) widths[i] = Math.max(widths[i] ?? 0, Math.max(c.length + 3, 10)); });
+  return rows.map((r) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]) : c)).join("").trimEnd()).join("\n") + "\n";
+}
+
+function lookup(obj: unknown, path: string): unknown {
+  if (path === "." || path === "") return obj;
+  let cur: unknown = obj;
+  for (const part of path.replace(/^\./, "").split(".")) {
+    if (cur === null || cur === undefined) return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}
+
+function show(v: unknown): string {
+  if (v === undefined || v === null) return "<no value>";
+  if (typeof v === "object") {
+    if (Array.isArray(v)) return `[${v.map(show).join(" ")}]`;
+    return `map[${Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => `${k}:${show(x)}`).join(" ")}]`;
+  }
+  return String(v);
+}
+
+/** Renders one action: ".A.B", "json .A", "index .Labels \"k\"", "upper .X", "lower .X", "len .X". */
+function action(expr: string, obj: unknown): string {
+  const e = expr.trim();
+  let m: RegExpExecArray | null;
+  if ((m = /^json\s+(\S+)$/.exec(e))) return JSON.stringify(lookup(obj, m[1]) ?? null);
+  if ((m = /^index\s+(\S+)\s+"([^"]*)"$/.exec(e))) return show((lookup(obj, m[1]) as Record<string, unknown> | undefined)?.[m[2]] ?? "");
+  if ((m = /^upper\s+(\S+)$/.exec(e))) return show(lookup(obj, m[1])).toUpperCase();
+  if ((m = /^lower\s+(\S+)$/.exec(e))) return show(lookup(obj, m[1])).toLowerCase();
+  if ((m = /^len\s+(\S+)$/.exec(e))) {
+    const v = lookup(obj, m[1]);
+    return String(Array.isArray(v) ? v.length : typeof v === "object" && v ? Object.keys(v).length : String(v ?? "").length);
+  }
+  if (e.startsWith(".")) return show(lookup(obj, e));
+  throw new Error(`template: unsupported action {{${expr}}}`);
+}
+
+export function renderTemplate(tpl: string, obj: unknown): string {
+  const t = tpl.replace(/\\t/g, "\t").replace(/\\n/g, "\n");
+  return t.replace(/\{\{(.*?)\}\}/g, (_, expr: string) => action(expr, obj));
+}
+
+/** Renders rows with a --format; a "table " prefix adds a header row and aligns columns. */
+export function formatRows(format: string, items: Record<string, unknown>[], headers: Record<string, string>): string {
+  const table = format.startsWith("table");
+  const tpl = table ? format.slice(5).trimStart() : format;
+  if (!table) return items.map((i) => `${renderTemplate(tpl, i)}\n`).join("");
+  const cells = (text: string) => text.replace(/\\t/g, "\t").split("\t");
+  const header = cells(tpl).map((c) => c.replace(/\{\{\s*\.(\w+)\s*\}\}/g, (_, f: string) => headers[f] ?? f.toUpperCase()));
+  return tabulate([header, ...items.map((i) => cells(renderTemplate(tpl, i)))]);
+}
+
+export const PS_HEADERS: Record<string, string> = {
+  ID: "CONTAINER ID", Image: "IMAGE", Command: "COMMAND", RunningFor: "CREATED", CreatedAt: "CREATED AT", Status: "STATUS",
+  Ports: "PORTS", Names: "NAMES", Labels: "LABELS", Size: "SIZE", State: "STATE", Mounts: "MOUNTS", Networks: "NETWORKS",
+};
+export const PS_DEFAULT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+
+function ellipsis(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
+}
+
+function humanSize(bytes: number): string {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; }
+  return `${Number(v.toPrecision(3))}${units[i]}`;
+}
+
+/** The fields `ps --format` sees, from one /containers/json entry. */
+export function psRow(c: Record<string, unknown>, o: { noTrunc?: boolean; now?: number } = {}): Record<string, unknown> {
+  const now = o.now ?? Date.now();
+  const id = String(c.Id);
+  const cmd = String(c.Command ?? "");
+  const labels = (c.Labels ?? {}) as Record<string, string>;
+  const sizeRw = c.SizeRw as number | undefined;
+  const sizeRoot = c.SizeRootFs as number | undefined;
+  return {
+    ID: o.noTrunc ? id : id.slice(0, 12),
+    Image: c.Image,
+    Command: o.noTrunc ? `"${cmd}"` : `"${ellipsis(cmd, 20)}"`,
+    CreatedAt: new Date(Number(c.Created) * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, " +0000 UTC"),
+    RunningFor: `${humanDuration(now - Number(c.Created) * 1000)} ago`,
+    Status: c.Status,
+    State: c.State,
+    Ports: "",
+    Names: ((c.Names ?? []) as string[]).map((n) => n.replace(/^\//, "")).join(","),
+    Labels: Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(","),
+    Size: sizeRw !== undefined ? `${humanSize(sizeRw)} (virtual ${humanSize(sizeRoot ?? 0)})` : "",
+    Mounts: ((c.Mounts ?? []) as { Name?: string; Source?: string }[]).map((m) => m.Name ?? m.Source).join(","),
+    Networks: Object.keys(((c.NetworkSettings as { Networks?: object } | undefined)?.Networks) ?? {}).join(","),
+  };
+}
