@@ -45,7 +45,8 @@ export class EventBus extends EventEmitter {
 
   publish(type: EngineEvent["Type"], action: string, id: string, attributes: Record<string, string> = {}): EngineEvent {
     let nano = Date.now() * 1_000_000;
-    if (nano <= this.#lastNano) nano = this.#lastNano + 1;
+    // Doubles near 1.7e18 are 256 apart: step by 1024 ns to stay strictly increasing.
+    if (nano <= this.#lastNano) nano = this.#lastNano + 1024;
     this.#lastNano = nano;
     const e: EngineEvent = {
       Type: type,

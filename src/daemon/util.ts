@@ -80,14 +80,14 @@ export function randomName(taken: (n: string) => boolean): string {
 
 /** docker's "Up 5 minutes" / "About an hour" wording. */
 export function humanDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
+  const s = Math.floor(ms / 1000);
   if (s < 1) return "Less than a second";
   if (s === 1) return "1 second";
   if (s < 60) return `${s} seconds`;
-  const m = Math.round(s / 60);
+  const m = Math.floor(s / 60);
   if (m === 1) return "About a minute";
   if (m < 60) return `${m} minutes`;
-  const h = Math.round(s / 3600);
+  const h = Math.round(ms / 3_600_000);
   if (h === 1) return "About an hour";
   if (h < 48) return `${h} hours`;
   if (h < 24 * 7 * 2) return `${Math.floor(h / 24)} days`;
