@@ -948,6 +948,8 @@ static int supervise(void)
 
 	int master = -1, sync_open = 1, ctl_open = 1, stdin_open = 1, master_open = 0, failed = 0;
 	int exited = 0, status = 0;
+	/* A child that ended before SIGCHLD was blocked above sent a signal that was discarded: look. */
+	if (waitpid(child, &status, WNOHANG) == child) exited = 1;
 	/* Runs until the child is reaped, its sync socket is drained (so "started" or its error is
 	 * always reported before "exit"), and the pty has nothing more to say. */
 	while (!exited || master_open || sync_open) {

@@ -575,6 +575,9 @@ int monitor_run(pid_t child, int exited, int status, int master, int sigfd, int 
 			if (waitpid(child, &status, WNOHANG) == child) { exited = 1; exited_at = last_output = now_ms(); }
 		}
 		if (i_ctl >= 0 && p[i_ctl].revents) ctl_read(&ctl, child);
+		/* Clients first: one that connected before the container started (a daemon attaching for
+		 * `run`) must get the output read in this same round. */
+		if (i_listen >= 0 && (p[i_listen].revents & POLLIN)) accept_client();
 		for (int s = 0; s < 2; s++)
 			if (i_out[s] >= 0 && p[i_out[s]].revents && output_read(s)) last_output = now_ms();
 		if (i_stdin >= 0 && p[i_stdin].revents) flush_stdin();
@@ -583,7 +586,6 @@ int monitor_run(pid_t child, int exited, int status, int master, int sigfd, int 
 			if (p[i_client[k]].revents & POLLIN) client_read(&clients[k]);
 			else if (p[i_client[k]].revents & (POLLHUP | POLLERR)) drop_client(&clients[k]); /* gone */
 		}
-		if (i_listen >= 0 && (p[i_listen].revents & POLLIN)) accept_client();
 	}
 	if (!exited) waitpid(child, &status, 0);
 	for (int s = 0; s < 2; s++) emit_lines(s, streams[s].len, 1);
