@@ -382,6 +382,8 @@ route("GET", "/containers/{id}/logs", async (ctx) => {
 route("POST", "/containers/{id}/attach", async (ctx) => {
   const e = ctx.engine;
   const r = e.lookup(ctx.params[0]);
+  // Some clients (dockerode) send their options as a body: it is not stdin.
+  await readBody(ctx);
   const q = ctx.query;
   const tty = r.Config.Tty;
   const out = startStream(ctx, tty);

@@ -292,7 +292,9 @@ async function attachAndWait(c: Client, id: string, o: { tty: boolean; stdin: bo
         await c.request("POST", `/containers/${id}/start`);
       } catch (err) {
         socket.destroy();
-        let code = 125;
+        // docker's mapping: a command that isn't there is 127, one that can't be executed 126.
+        const msg = (err as Error).message;
+        let code = /executable file not found|no such file or directory/.test(msg) ? 127 : /permission denied|not executable|exec format error/.test(msg) ? 126 : 125;
         try {
           const info = await c.json<{ State: { ExitCode: number } }>("GET", `/containers/${id}/json`);
           if (info.State.ExitCode === 126 || info.State.ExitCode === 127) code = info.State.ExitCode;

@@ -187,7 +187,7 @@ export class Engine {
     this.execRoot = o.execRoot ?? DEFAULT_EXEC_ROOT;
     this.#log = o.log ?? (() => {});
     mkdirSync(join(this.dataRoot, "containers"), { recursive: true, mode: 0o711 });
-    mkdirSync(join(this.execRoot, "containers"), { recursive: true, mode: 0o711 });
+    mkdirSync(join(this.execRoot, "engine"), { recursive: true, mode: 0o711 });
     this.images = new ImageBackend(this.dataRoot);
     this.volumes = new VolumeStore(this.dataRoot);
     this.#waiters.setMaxListeners(0);
@@ -310,7 +310,7 @@ export class Engine {
     // Anything half-started or left over: kill it and remove its cgroup.
     if (alive && b.pid) { try { process.kill(b.pid, "SIGKILL"); } catch { /* gone */ } }
     if (b.cgroup) await destroyCgroup(b.cgroup).catch(() => undefined);
-    rmSync(join(this.execRoot, "containers", r.Id), { recursive: true, force: true });
+    rmSync(join(this.execRoot, "engine", r.Id), { recursive: true, force: true });
     b.cgroup = undefined;
     b.pid = undefined;
     b.pidStart = undefined;
@@ -528,9 +528,17 @@ export class Engine {
     };
   }
 
-  start(ref: string): Promise<void> {
+  async start(ref: string): Promise<void> {
     const r0 = this.lookup(ref);
-    return this.#mutex.run(r0.Id, () => this.#start(this.lookup(r0.Id), false));
+    try {
+      await this.#mutex.run(r0.Id, () => this.#start(this.lookup(r0.Id), false));
+    } catch (err) {
+      // docker removes an --rm container whose start failed (its client waits for the removal).
+      if (r0.HostConfig.AutoRemove && !(err instanceof EngineError && err.status === 304) && !r0.State.Running) {
+        await this.remove(r0.Id, { force: true, volumes: true }).catch(() => undefined);
+      }
+      throw err;
+    }
   }
 
   #spec(r: ContainerRecord): Spec {
@@ -608,7 +616,7 @@ export class Engine {
     const pending = this.#restartTimers.get(r.Id);
     if (pending) { clearTimeout(pending.timer); this.#restartTimers.delete(r.Id); }
     const spec = this.#spec(r);
-    const stateDir = join(this.execRoot, "containers", r.Id);
+    const stateDir = join(this.execRoot, "engine", r.Id);
     rmSync(stateDir, { recursive: true, force: true });
     mkdirSync(stateDir, { recursive: true, mode: 0o711 });
     const dir = this.#dir(r.Id);
@@ -710,7 +718,7 @@ export class Engine {
     const oom = r.berth.cgroup ? oomKilled(r.berth.cgroup) : false;
     if (r.berth.cgroup) await destroyCgroup(r.berth.cgroup).catch(() => undefined);
     this.#live.delete(r.Id);
-    rmSync(join(this.execRoot, "containers", r.Id), { recursive: true, force: true });
+    rmSync(join(this.execRoot, "engine", r.Id), { recursive: true, force: true });
     r.berth.cgroup = undefined;
     r.berth.pid = undefined;
     r.berth.pidStart = undefined;
@@ -869,7 +877,7 @@ export class Engine {
       this.#records.delete(r.Id);
       if (this.#names.get(r.Name.slice(1)) === r.Id) this.#names.delete(r.Name.slice(1));
       rmSync(trash, { recursive: true, force: true });
-      rmSync(join(this.execRoot, "containers", r.Id), { recursive: true, force: true });
+      rmSync(join(this.execRoot, "engine", r.Id), { recursive: true, force: true });
       if (o.volumes) {
         for (const v of r.berth.anonVolumes) {
           if (this.volumeUsers(v).length === 0) {
