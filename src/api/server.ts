@@ -15,7 +15,9 @@ import { parseFilters } from "../daemon/filters.js";
 import { badRequest, EngineError, notFound, parseTimeArg } from "../daemon/util.js";
 import { volumeJson } from "../daemon/volumes.js";
 import { handleImages } from "./images.js";
-import { API_VERSION, compareVersions, frame, MIN_API_VERSION, splitVersion } from "./stream.js";
+import { API_VERSION, buildStamp, compareVersions, frame, MIN_API_VERSION, splitVersion } from "./stream.js";
+
+const BUILD = buildStamp();
 import { boolParam, intParam, parseJsonBody, validateCreateBody, validateExecBody, validateHostUpdate, validateVolumeBody } from "./validate.js";
 
 export const ENGINE_VERSION = "0.1.0";
@@ -142,7 +144,7 @@ export function startStream(ctx: Ctx, tty: boolean): { write: (c: Buffer) => boo
 const goArch = (a: string) => ({ x64: "amd64", arm64: "arm64", arm: "arm", ia32: "386", ppc64: "ppc64le", s390x: "s390x" } as Record<string, string>)[a] ?? a;
 
 route("GET", "/_ping", (ctx) => {
-  ctx.res?.writeHead(200, { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-cache, no-store, must-revalidate", Pragma: "no-cache", "Builder-Version": "1", ...apiHeaders() });
+  ctx.res?.writeHead(200, { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-cache, no-store, must-revalidate", Pragma: "no-cache", "Builder-Version": "1", "Berth-Build": BUILD, ...apiHeaders() });
   ctx.res?.end("OK");
 });
 route("HEAD", "/_ping", (ctx) => {

@@ -1,3 +1,5 @@
+import { statSync } from "node:fs";
+
 // docker's stream framing: without a tty, stdout/stderr are multiplexed with an 8-byte header
 // [stream, 0, 0, 0, size u32 big-endian]; with a tty the bytes go raw.
 
@@ -45,4 +47,13 @@ export function compareVersions(a: string, b: string): number {
   const [a1, a2] = a.split(".").map(Number);
   const [b1, b2] = b.split(".").map(Number);
   return a1 !== b1 ? a1 - b1 : a2 - b2;
+}
+
+/** Which build of Berth a process runs (its entry script and that file's mtime). */
+export function buildStamp(script = process.argv[1] ?? ""): string {
+  try {
+    return `${script}@${Math.floor(statSync(script).mtimeMs)}`;
+  } catch {
+    return script;
+  }
 }

@@ -2,14 +2,29 @@
 // Unix socket; starts a daemon when none answers on the default socket.
 
 import { spawn } from "node:child_process";
-import { mkdirSync, openSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BerthError } from "../errors.js";
+import { buildStamp } from "../api/stream.js";
 
 export const DEFAULT_HOST = "unix:///run/berth/berth.sock";
+export const DEFAULT_DATA_ROOT = "/var/lib/berth";
+
+/**
+ * Where the daemon for a data root listens when the CLI starts it: the default root's daemon on the
+ * default socket, any other root's (BERTH_DATA_ROOT, --data-root) on its own socket and exec root, so
+ * `berth --data-root X ...` talks to a daemon that really uses X.
+ */
+export function autostartPlace(dataRoot: string | undefined): { host: string; execRoot: string; dataRoot?: string } {
+  if (!dataRoot || dataRoot === DEFAULT_DATA_ROOT) return { host: DEFAULT_HOST, execRoot: "/run/berth" };
+  const tag = createHash("sha256").update(dataRoot).digest("hex").slice(0, 12);
+  const execRoot = `/run/berth/roots/${tag}`;
+  return { host: `unix://${execRoot}/berth.sock`, execRoot, dataRoot };
+}
 const API = "/v1.43";
 
 export interface Response {
@@ -48,10 +63,12 @@ export class Client {
   readonly host: string;
   readonly socket: string;
   readonly #autostart: boolean;
+  readonly #place: ReturnType<typeof autostartPlace>;
   #checked = false;
 
-  constructor(host?: string) {
-    this.host = host || process.env.BERTH_HOST || DEFAULT_HOST;
+  constructor(host?: string, dataRoot?: string) {
+    this.#place = autostartPlace(dataRoot);
+    this.host = host || process.env.BERTH_HOST || this.#place.host;
     this.socket = socketPath(this.host);
     this.#autostart = !host && !process.env.BERTH_HOST;
   }
@@ -70,7 +87,10 @@ export class Client {
   async ensure(): Promise<void> {
     if (this.#checked) return;
     try {
-      await this.#ping();
+      const build = await this.#ping();
+      // A daemon this CLI started earlier, from another build of Berth: replace it (its containers
+      // keep running and the new daemon adopts them).
+      if (this.#autostart && build !== buildStamp() && this.#wasAutostarted()) await this.#restartDaemon();
     } catch (err) {
       if (!this.#autostart) throw new BerthError(`Cannot connect to the Berth daemon at ${this.host}. Is the daemon running? (${(err as Error).message})`);
       await this.#startDaemon();
@@ -78,21 +98,48 @@ export class Client {
     this.#checked = true;
   }
 
-  async #ping(): Promise<void> {
+  async #ping(): Promise<string | undefined> {
     const res = await this.#raw("GET", "/_ping");
     res.resume();
     if (res.statusCode !== 200) throw new Error(`ping answered ${res.statusCode}`);
+    return res.headers["berth-build"] as string | undefined;
+  }
+
+  #marker(): string {
+    return join(dirname(this.socket), "daemon.autostart");
+  }
+
+  #wasAutostarted(): boolean {
+    try {
+      const pid = Number(readFileSync(this.#marker(), "utf8"));
+      return pid > 0 && Number(readFileSync(join(dirname(this.socket), "berth.pid"), "utf8")) === pid;
+    } catch {
+      return false;
+    }
+  }
+
+  async #restartDaemon(): Promise<void> {
+    const pid = Number(readFileSync(this.#marker(), "utf8"));
+    try { process.kill(pid, "SIGTERM"); } catch { /* gone */ }
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      try { process.kill(pid, 0); } catch { break; }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await this.#startDaemon();
   }
 
   async #startDaemon(): Promise<void> {
     if (process.getuid?.() !== 0) throw new BerthError(`no Berth daemon answers at ${this.host}, and starting one needs root`);
     const execRoot = dirname(this.socket);
     mkdirSync(execRoot, { recursive: true, mode: 0o711 });
+    const roots = this.#place.dataRoot ? ["-H", this.host, "--data-root", this.#place.dataRoot, "--exec-root", this.#place.execRoot] : [];
     const log = openSync(join(execRoot, "daemon.log"), "a");
     // The same node and the same entry script (bin/berth.js or the bundle) as this CLI.
     const script = process.argv[1] ?? fileURLToPath(new URL("../../../bin/berth.js", import.meta.url));
-    const child = spawn(process.execPath, ["--", script, "daemon"], { detached: true, stdio: ["ignore", log, log] });
+    const child = spawn(process.execPath, ["--", script, "daemon", ...roots], { detached: true, stdio: ["ignore", log, log] });
     child.unref();
+    writeFileSync(this.#marker(), String(child.pid));
     const deadline = Date.now() + 15_000;
     for (;;) {
       try {

@@ -20,7 +20,8 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 function client(cmd: Command): Client {
   const root = cmd.parent?.parent ?? cmd.parent ?? cmd;
   const host = (root.opts() as { host?: string }).host ?? (cmd.parent?.opts() as { host?: string } | undefined)?.host;
-  return new Client(host);
+  const dataRoot = (cmd.opts() as { dataRoot?: string }).dataRoot ?? process.env.BERTH_DATA_ROOT;
+  return new Client(host, dataRoot);
 }
 
 const out = (s: string) => process.stdout.write(s);
@@ -225,8 +226,10 @@ async function createContainer(c: Client, body: Record<string, unknown>, name?: 
   } catch (err) {
     if (!(err instanceof ApiError) || err.status !== 404 || !/No such image/.test(err.message)) throw err;
     const image = String(body.Image);
-    process.stderr.write(`Unable to find image '${image}' locally\n`);
-    await pull(c, image, process.stderr);
+    // docker's progress on a terminal; otherwise only the outcome (an error is one line).
+    const progress = process.stderr.isTTY ? process.stderr : { write: () => true } as unknown as NodeJS.WritableStream;
+    progress.write(`Unable to find image '${image}' locally\n`);
+    await pull(c, image, progress);
     return (await c.json<{ Id: string }>("POST", path, body)).Id;
   }
 }
@@ -272,7 +275,7 @@ function pipeStdin(socket: Socket, rawTty: boolean): () => void {
 }
 
 /** Attaches, starts, streams and waits: `berth run` in the foreground and `berth start -a`. */
-async function attachAndWait(c: Client, id: string, o: { tty: boolean; stdin: boolean; start: boolean; autoRemove: boolean }): Promise<number> {
+async function attachAndWait(c: Client, id: string, o: { tty: boolean; stdin: boolean; start: boolean; autoRemove: boolean; memory?: number }): Promise<number> {
   const socket = await c.hijack(`/containers/${id}/attach${query({ stream: true, stdin: o.stdin, stdout: true, stderr: true })}`);
   const waitRes = c.json<{ StatusCode: number; OOMKilled?: boolean }>("POST", `/containers/${id}/wait${query({ condition: o.start ? "next-exit" : "not-running" })}`);
   waitRes.catch(() => undefined);
@@ -307,7 +310,11 @@ async function attachAndWait(c: Client, id: string, o: { tty: boolean; stdin: bo
     }
     const result = await waitRes;
     await Promise.race([output, new Promise((r) => setTimeout(r, 2000))]);
-    if (result.OOMKilled) process.stderr.write(`berth: container ${id.slice(0, 12)} was killed: out of memory\n`);
+    if (result.OOMKilled) {
+      // As `berth run` always did: the OOM killer struck in the container, so 137 and a line.
+      process.stderr.write(`berth: container ${id.slice(0, 12)} was killed: out of memory${o.memory ? ` (limit ${o.memory} bytes)` : ""}\n`);
+      return 137;
+    }
     return result.StatusCode;
   } finally {
     stopStdin();
@@ -322,14 +329,18 @@ export async function engineRun(c: Client, args: string[], f: EngineRunFlags): P
   const [image, ...command] = args;
   if (!image) throw new BerthError("no image given: use `berth run host CMD` (the built-in image)");
   if (f.detach && f.rm && f.restart && f.restart !== "no") throw new BerthError("conflicting options: cannot specify both --restart and --rm");
-  const body = createBody(image, command, f);
+  // As `berth run` always did, a foreground run removes its container when it ends (unless it has a
+  // restart policy); detached ones follow --rm, as docker's.
+  const foregroundRemove = !f.detach && (!f.restart || f.restart === "no");
+  const body = createBody(image, command, { ...f, rm: f.rm || foregroundRemove });
   const id = await createContainer(c, body, f.name);
   if (f.detach) {
     await c.request("POST", `/containers/${id}/start`);
     out(`${id}\n`);
     return 0;
   }
-  return attachAndWait(c, id, { tty: Boolean(f.tty), stdin: Boolean(f.interactive), start: true, autoRemove: Boolean(f.rm) });
+  const memory = (body.HostConfig as { Memory?: number }).Memory || undefined;
+  return attachAndWait(c, id, { tty: Boolean(f.tty), stdin: Boolean(f.interactive), start: true, autoRemove: Boolean(body.HostConfig && (body.HostConfig as { AutoRemove?: boolean }).AutoRemove), memory });
 }
 
 export function addEngineRunOptions(cmd: Command): Command {
@@ -408,6 +419,7 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
     addEngineRunOptions(run).action(async (args: string[], f: EngineRunFlags & { rootfs?: string; uidmap?: string[]; gidmap?: string[]; publishAll?: boolean }, cmd: Command) => {
       const legacy = process.env.BERTH_NO_DAEMON === "1" || f.rootfs !== undefined || (f.uidmap?.length ?? 0) > 0 || (f.gidmap?.length ?? 0) > 0 ||
         !["none", "host", "default", ""].includes(f.network ?? "none") || (f.publish?.length ?? 0) > 0 || f.publishAll === true;
+      if (process.getuid?.() !== 0) throw new BerthError("berth run must be run as root (it creates namespaces, mounts and cgroups)");
       if (legacy) {
         const engineOnly = f.detach || f.restart || f.healthCmd || f.mount.length || f.tmpfs.length || f.init || f.label.length;
         if (engineOnly) throw new BerthError("-d, --restart, --health-*, --mount, --tmpfs, --init and -l need the daemon; they can't be combined with --rootfs, --uidmap/--gidmap, bridge networks or -p yet");

@@ -42,7 +42,8 @@ export class ImageBackend {
   async resolve(name: string): Promise<ResolvedImage> {
     if (this.isHost(name)) {
       const rootfs = await ensureHostImage(this.dataRoot);
-      return { id: HOST_IMAGE_ID, name, lowerDirs: [rootfs], config: { Cmd: ["sh"], Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] } };
+      // No default command: `berth run host` without one is an error, as it always was.
+      return { id: HOST_IMAGE_ID, name, lowerDirs: [rootfs], config: { Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] } };
     }
     let record: ImageRecord | undefined;
     try {

@@ -208,7 +208,8 @@ describe("berth run", { skip, concurrency: false }, () => {
 
     test("a PID 1 killed by a signal gives 128+N: SIGKILL from the host -> 137, SIGSEGV -> 139", async () => {
       const b = spawnBerth(["run", "host", "sleep", "1001"]);
-      // berth (node) -> helper -> the container's init, which is `sleep 1001`.
+      // In-process: berth (node) -> helper -> the container's init, which is `sleep 1001`. Through the
+      // daemon the init is the child of its monitor instead: look for it among all processes.
       const init = await waitFor("the container's init", () => {
         for (const helper of childrenOf(b.child.pid as number)) {
           for (const pid of childrenOf(helper)) {
@@ -216,6 +217,11 @@ describe("berth run", { skip, concurrency: false }, () => {
               if (readFileSync(`/proc/${pid}/cmdline`, "utf8") === "sleep\x001001\x00") return pid;
             } catch { /* gone */ }
           }
+        }
+        for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p)).map(Number)) {
+          try {
+            if (readFileSync(`/proc/${pid}/cmdline`, "utf8") === "sleep\x001001\x00") return pid;
+          } catch { /* gone */ }
         }
         return undefined;
       });
