@@ -1,4 +1,5 @@
 import { statSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 
 // docker's stream framing: without a tty, stdout/stderr are multiplexed with an 8-byte header
 // [stream, 0, 0, 0, size u32 big-endian]; with a tty the bytes go raw.
@@ -49,11 +50,12 @@ export function compareVersions(a: string, b: string): number {
   return a1 !== b1 ? a1 - b1 : a2 - b2;
 }
 
-/** Which build of Berth a process runs (its entry script and that file's mtime). */
-export function buildStamp(script = process.argv[1] ?? ""): string {
+/** Which build of Berth a process runs: this compiled file (module tree or bundle) and its mtime. */
+export function buildStamp(): string {
+  const file = fileURLToPath(import.meta.url);
   try {
-    return `${script}@${Math.floor(statSync(script).mtimeMs)}`;
+    return `${file}@${Math.floor(statSync(file).mtimeMs)}`;
   } catch {
-    return script;
+    return file;
   }
 }
