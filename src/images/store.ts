@@ -655,6 +655,12 @@ export class ImageStore implements ImageStoreApi {
       if (state.ownerPid && !ownerAlive(`${state.ownerPid} ${state.ownerStart ?? ""}`)) continue;
       out.set(state.image, [...(out.get(state.image) ?? []), state.id ?? name]);
     }
+    // The engine's containers (<data root>/containers/<id>/config.json, docker's inspect shape).
+    for (const name of safeReaddir(join(this.root, "containers"))) {
+      const c = readJsonQuiet<{ Id?: string; Image?: string; State?: { Running?: boolean; Paused?: boolean; Restarting?: boolean } }>(join(this.root, "containers", name, "config.json"));
+      if (!c?.Image || !(c.State?.Running || c.State?.Paused || c.State?.Restarting)) continue;
+      out.set(c.Image, [...(out.get(c.Image) ?? []), c.Id ?? name]);
+    }
     return out;
   }
 
