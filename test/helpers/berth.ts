@@ -54,8 +54,8 @@ export function show(r: CliResult): string {
 }
 
 /** Starts the CLI in the background with piped output, for tests that signal it while it runs. */
-export function spawnBerth(args: string[]): { child: ChildProcess; output: () => { stdout: string; stderr: string }; done: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
-  const child = spawn(process.execPath, [BERTH_BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+export function spawnBerth(args: string[], env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; output: () => { stdout: string; stderr: string }; done: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+  const child = spawn(process.execPath, [BERTH_BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
   let stdout = "";
   let stderr = "";
   child.stdout?.setEncoding("utf8").on("data", (s: string) => { stdout += s; });

@@ -516,7 +516,8 @@ describe("berth run", { skip, concurrency: false }, () => {
   });
 
   test("CVE-2019-5736: the helper runs from a sealed memfd; only fds 0-2 reach the command", async () => {
-    const b = spawnBerth(["run", "host", "sleep", "1002"]);
+    // The in-process path (`berth run` without the daemon), where the helper is berth's own child.
+    const b = spawnBerth(["run", "host", "sleep", "1002"], { ...process.env, BERTH_NO_DAEMON: "1" });
     try {
       const helper = await waitFor("the helper", () => {
         const h = childrenOf(b.child.pid as number)[0];
