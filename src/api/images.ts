@@ -67,9 +67,10 @@ export async function handleImages(ctx: Ctx, method: string): Promise<boolean> {
     res.writeHead(200, { "Content-Type": "application/json" });
     try {
       if (src === "-") {
+        // docker import sends the whole reference in repo (tag empty); the API allows both.
         const repo = ctx.query.get("repo");
-        const tag = ctx.query.get("tag") || "latest";
-        const rec = await importRootfs(store, ctx.req, repo ? { reference: `${repo}:${tag}` } as never : {});
+        const tag = ctx.query.get("tag");
+        const rec = await importRootfs(store, ctx.req, { reference: repo ? (tag ? `${repo}:${tag}` : repo) : undefined, source: "-", message: ctx.query.get("message") ?? undefined });
         res.end(`${JSON.stringify({ status: rec.id })}\n`);
         return true;
       }
@@ -191,7 +192,22 @@ export async function handleImages(ctx: Ctx, method: string): Promise<boolean> {
     return true;
   }
   if (p === "/commit" && method === "POST") {
-    throw new BerthError("commit is not supported yet: the image store has no API to create an image from a container's changes");
+    const chunks: Buffer[] = [];
+    for await (const c of ctx.req) chunks.push(c as Buffer);
+    const text = Buffer.concat(chunks).toString();
+    let overrides: Record<string, unknown> = {};
+    if (text.trim()) {
+      try { overrides = JSON.parse(text) as Record<string, unknown>; } catch (err) { throw badRequest(`invalid JSON in the request body: ${(err as Error).message}`); }
+    }
+    const q = ctx.query;
+    const container = q.get("container");
+    if (!container) throw badRequest("container is required");
+    const id = await e.commit(container, {
+      repo: q.get("repo") || undefined, tag: q.get("tag") || undefined, comment: q.get("comment") || undefined, author: q.get("author") || undefined,
+      pause: q.get("pause") === null ? true : boolParam(q.get("pause")), overrides: Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== null && v !== undefined && !(Array.isArray(v) && v.length === 0) && v !== "")),
+    });
+    send(ctx, 201, { Id: id });
+    return true;
   }
   return false;
 }

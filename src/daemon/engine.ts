@@ -1353,6 +1353,25 @@ export class Engine {
     return out;
   }
 
+  /** docker commit: the container's changes as a new image on top of its image. */
+  async commit(ref: string, o: { repo?: string; tag?: string; comment?: string; author?: string; pause?: boolean; overrides?: Partial<ContainerConfig> }): Promise<string> {
+    const r = this.lookup(ref);
+    const paused = o.pause !== false && r.State.Running && !r.State.Paused && r.berth.cgroup;
+    if (paused && r.berth.cgroup) await freezeCgroup(r.berth.cgroup);
+    try {
+      const { commitContainer } = await import("./commit.js");
+      mkdirSync(join(this.dataRoot, "tmp"), { recursive: true });
+      const id = await commitContainer({
+        store: this.images.store, imageId: r.Image, upper: join(this.#dir(r.Id), "upper"), tmpDir: join(this.dataRoot, "tmp"),
+        containerConfig: r.Config, repo: o.repo, tag: o.tag, comment: o.comment, author: o.author, overrides: o.overrides,
+      });
+      this.#event(r, "commit");
+      return id;
+    } finally {
+      if (paused && r.berth.cgroup) await thawCgroup(r.berth.cgroup).catch(() => undefined);
+    }
+  }
+
   // ---- prune, volumes, info ---------------------------------------------------------------------
 
   async prune(filters: Filters): Promise<{ ContainersDeleted: string[]; SpaceReclaimed: number }> {

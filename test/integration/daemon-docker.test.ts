@@ -3,8 +3,8 @@
 // restart-policy containers; health checks; crash during run/rm; nothing left behind.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Docker from "dockerode";
 import { isRoot } from "../helpers/berth.js";
@@ -259,6 +259,36 @@ describe("berth daemon via the docker CLI", { skip, concurrency: false }, () => 
     const execs = (await d.api("GET", `/v1.43/containers/${id}/json`)).body as { ExecIDs: string[] | null };
     assert.equal(execs.ExecIDs, null);
     ok(d.docker(["rm", "-f", id]), "rm");
+  });
+
+  test("images through the store: import, run, commit (changes and deletions), history, rmi", () => {
+    const busybox = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));
+    if (!busybox) return;
+    const dir = mkdtempSync("/tmp/berth-import-");
+    try {
+      mkdirSync(join(dir, "rootfs/bin"), { recursive: true });
+      writeFileSync(join(dir, "rootfs/bin/busybox"), readFileSync(busybox), { mode: 0o755 });
+      for (const a of ["sh", "cat", "ls", "rm", "echo"]) symlinkSync("busybox", join(dir, `rootfs/bin/${a}`));
+      const tarball = join(dir, "rootfs.tar");
+      const t = spawnSync("tar", ["-C", join(dir, "rootfs"), "-cf", tarball, "."]);
+      assert.equal(t.status, 0);
+      assert.match(ok(d.docker(["import", tarball, "bbtest:1"]), "import"), /^sha256:[0-9a-f]{64}\n$/);
+      assert.match(ok(d.docker(["images", "--format", "{{.Repository}}:{{.Tag}}"]), "images"), /^bbtest:1$/m);
+      const cid = ok(d.docker(["create", "--name", "tocommit", "bbtest:1", "sh", "-c", "echo committed > /hello; rm /bin/ls"]), "create").trim();
+      ids.push(cid);
+      ok(d.docker(["start", "-a", "tocommit"]), "start -a");
+      assert.match(ok(d.docker(["commit", "-m", "note", "tocommit", "bbtest:2"]), "commit"), /^sha256:[0-9a-f]{64}\n$/);
+      const r = d.docker(["run", "--rm", "bbtest:2", "sh", "-c", "cat /hello; ls /bin/ls"]);
+      assert.equal(r.stdout, "committed\n");
+      assert.notEqual(r.code, 0, "the deleted file stays deleted");
+      assert.match(ok(d.docker(["history", "bbtest:2"]), "history"), /berth commit.*note/);
+      const rmi = d.docker(["rmi", "bbtest:1"]);
+      assert.notEqual(rmi.code, 0, "an image a container uses is not removed");
+      ok(d.docker(["rm", "tocommit"]), "rm");
+      ok(d.docker(["rmi", "bbtest:2", "bbtest:1"]), "rmi");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("dockerode: create, hijacked attach, start, wait, logs, exec, inspect, remove", async () => {

@@ -1,0 +1,129 @@
+// docker commit: the container's upper layer as a new image layer on top of its image, in the image
+// store. Overlay whiteouts (0:0 character devices) become OCI `.wh.` entries, opaque dirs `.wh..wh..opq`.
+
+import { createHash } from "node:crypto";
+import { createReadStream, createWriteStream, lstatSync, readdirSync, readlinkSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import tar from "tar-stream";
+import type { ImageStore } from "../images/store.js";
+import { parseReference } from "../images/reference.js";
+import type { ContainerConfig } from "./types.js";
+import { badRequest, EngineError } from "./util.js";
+import { runCapture } from "./engine.js";
+
+const LAYER_TAR = "application/vnd.oci.image.layer.v1.tar";
+
+async function isOpaque(path: string): Promise<boolean> {
+  const r = await runCapture("getfattr", ["--absolute-names", "--only-values", "-n", "trusted.overlay.opaque", path]);
+  return r.code === 0 && r.stdout.trim() === "y";
+}
+
+/** Writes the upper dir as an OCI layer tar to `out`; returns its sha256 digest and size. */
+export async function layerFromUpper(upper: string, out: string): Promise<{ digest: string; size: number }> {
+  const pack = tar.pack();
+  const hash = createHash("sha256");
+  let size = 0;
+  const file = createWriteStream(out);
+  pack.on("data", (c: unknown) => { const b = c as Buffer; hash.update(b); size += b.length; });
+  const done = pipeline(pack, file);
+  const add = (header: Partial<tar.Header> & { name: string }, body?: Buffer | string) => new Promise<void>((resolve, reject) => {
+    pack.entry(header as tar.Header, body as Buffer, (err) => (err ? reject(err) : resolve()));
+  });
+  const walk = async (rel: string) => {
+    for (const name of readdirSync(join(upper, rel)).sort()) {
+      const p = rel ? `${rel}/${name}` : name;
+      const abs = join(upper, p);
+      const st = lstatSync(abs);
+      const common = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
+      if (st.isCharacterDevice() && st.rdev === 0) {
+        await add({ name: rel ? `${rel}/.wh.${name}` : `.wh.${name}`, type: "file", size: 0, ...common }, "");
+      } else if (st.isDirectory()) {
+        await add({ name: `${p}/`, type: "directory", ...common });
+        if (await isOpaque(abs)) await add({ name: `${p}/.wh..wh..opq`, type: "file", size: 0, ...common }, "");
+        await walk(p);
+      } else if (st.isSymbolicLink()) {
+        await add({ name: p, type: "symlink", linkname: readlinkSync(abs), ...common });
+      } else if (st.isFile()) {
+        await new Promise<void>((resolve, reject) => {
+          const entry = pack.entry({ name: p, type: "file", size: st.size, ...common } as tar.Header, (err) => (err ? reject(err) : resolve()));
+          createReadStream(abs).on("error", reject).pipe(entry);
+        });
+      }
+    }
+  };
+  await walk("");
+  pack.finalize();
+  await done;
+  return { digest: `sha256:${hash.digest("hex")}`, size };
+}
+
+export interface CommitRequest {
+  store: ImageStore;
+  imageId: string;
+  upper: string;
+  tmpDir: string;
+  containerConfig: ContainerConfig;
+  repo?: string;
+  tag?: string;
+  comment?: string;
+  author?: string;
+  /** Config fields to set (docker's --change, already parsed, and the request body). */
+  overrides?: Partial<ContainerConfig>;
+}
+
+export async function commitContainer(c: CommitRequest): Promise<string> {
+  const { store } = c;
+  if (!store.storedImage(c.imageId)) throw new EngineError(501, "commit needs a container from an image in the image store (the built-in host image has no layers to build on)");
+  const base = await store.imageConfig(c.imageId);
+  const manifest = await store.imageManifest(c.imageId);
+  const tmp = join(c.tmpDir, `commit-${process.pid}-${Date.now()}.tar`);
+  try {
+    const layer = await layerFromUpper(c.upper, tmp);
+    await store.ingestBlob({ digest: layer.digest, size: layer.size }, async (offset) => createReadStream(tmp, { start: offset }));
+    const cc = c.containerConfig;
+    const o = c.overrides ?? {};
+    const now = new Date().toISOString();
+    const config = {
+      ...base,
+      created: now,
+      author: c.author ?? base.author,
+      config: {
+        ...base.config,
+        Env: o.Env ?? cc.Env,
+        Cmd: o.Cmd ?? cc.Cmd,
+        Entrypoint: o.Entrypoint ?? cc.Entrypoint,
+        WorkingDir: o.WorkingDir ?? cc.WorkingDir,
+        User: o.User ?? cc.User,
+        Labels: o.Labels ?? cc.Labels,
+        ExposedPorts: o.ExposedPorts ?? cc.ExposedPorts,
+        Volumes: o.Volumes ?? cc.Volumes ?? undefined,
+        StopSignal: o.StopSignal ?? cc.StopSignal,
+        Healthcheck: cc.Healthcheck,
+      },
+      rootfs: { type: "layers" as const, diff_ids: [...base.rootfs.diff_ids, layer.digest] },
+      history: [...(base.history ?? []), { created: now, created_by: "berth commit", comment: c.comment || undefined }],
+    };
+    const configBytes = Buffer.from(JSON.stringify(config));
+    const configDigest = await store.putBlobBytes(configBytes);
+    const newManifest = {
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: configDigest, size: configBytes.length },
+      layers: [...manifest.layers, { mediaType: LAYER_TAR, digest: layer.digest, size: layer.size }],
+    };
+    const manifestDigest = await store.putBlobBytes(Buffer.from(JSON.stringify(newManifest)));
+    let ref;
+    if (c.repo) {
+      try {
+        ref = parseReference(c.tag ? `${c.repo}:${c.tag}` : c.repo);
+      } catch (err) {
+        throw badRequest((err as Error).message);
+      }
+    }
+    const rec = await store.commitImage(manifestDigest, ref, undefined, { repoDigest: false });
+    return rec.id;
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
