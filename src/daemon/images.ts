@@ -24,6 +24,8 @@ const HOST_NAMES = new Set(["host", "host:latest", "docker.io/library/host:lates
 export class ImageBackend {
   readonly dataRoot: string;
   #store: ImageStore | undefined;
+  #hostRootfs: string | undefined;
+  #hostChecked = 0;
 
   constructor(dataRoot: string) {
     this.dataRoot = dataRoot;
@@ -41,7 +43,12 @@ export class ImageBackend {
 
   async resolve(name: string): Promise<ResolvedImage> {
     if (this.isHost(name)) {
-      const rootfs = await ensureHostImage(this.dataRoot);
+      // ensureHostImage compares the image with the host's files: at most every 10 s, not per container.
+      if (!this.#hostRootfs || Date.now() - this.#hostChecked > 10_000) {
+        this.#hostRootfs = await ensureHostImage(this.dataRoot);
+        this.#hostChecked = Date.now();
+      }
+      const rootfs = this.#hostRootfs;
       // No default command: `berth run host` without one is an error, as it always was.
       return { id: HOST_IMAGE_ID, name, lowerDirs: [rootfs], config: { Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] } };
     }

@@ -20,17 +20,21 @@ export const conflict = (message: string) => new EngineError(409, message);
 export const badRequest = (message: string) => new EngineError(400, message);
 export const notModified = (message: string) => new EngineError(304, message);
 
-/** Writes JSON so a reader (or a crash) sees the old file or the new one, never half of one. */
-export function writeJsonAtomic(path: string, value: unknown): void {
+/**
+ * Writes JSON so a reader (or a daemon killed at any point) sees the old file or the new one, never
+ * half of one: temp file + rename. `durable` also fsyncs (for power loss), at a few ms per write.
+ */
+export function writeJsonAtomic(path: string, value: unknown, durable = false): void {
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   const fd = openSync(tmp, "w", 0o600);
   try {
-    writeSync(fd, JSON.stringify(value, null, 1));
-    fsyncSync(fd);
+    writeSync(fd, JSON.stringify(value));
+    if (durable) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
   renameSync(tmp, path);
+  if (!durable) return;
   try {
     const dfd = openSync(dirname(path), "r");
     try { fsyncSync(dfd); } finally { closeSync(dfd); }
