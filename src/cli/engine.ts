@@ -309,7 +309,8 @@ async function attachAndWait(c: Client, id: string, o: { tty: boolean; stdin: bo
       resize();
     }
     const result = await waitRes;
-    await Promise.race([output, new Promise((r) => setTimeout(r, 2000))]);
+    // The rest of the output (the stream ends right after the exit); never wait long for it.
+    await Promise.race([output, new Promise((r) => setTimeout(r, 2000).unref())]);
     if (result.OOMKilled) {
       // As `berth run` always did: the OOM killer struck in the container, so 137 and a line.
       process.stderr.write(`berth: container ${id.slice(0, 12)} was killed: out of memory${o.memory ? ` (limit ${o.memory} bytes)` : ""}\n`);
