@@ -948,8 +948,9 @@ static int supervise(void)
 
 	int master = -1, sync_open = 1, ctl_open = 1, stdin_open = 1, master_open = 0, failed = 0;
 	int exited = 0, status = 0;
-	/* A child that ended before SIGCHLD was blocked above sent a signal that was discarded: look. */
-	if (waitpid(child, &status, WNOHANG) == child) exited = 1;
+	/* A child that ended before SIGCHLD was blocked above sent a signal that was discarded: look.
+	 * Not when detached: that exit belongs to the engine's subreaper (see below). */
+	if (!(plan_flags & FLAG_DETACH) && waitpid(child, &status, WNOHANG) == child) exited = 1;
 	/* Runs until the child is reaped, its sync socket is drained (so "started" or its error is
 	 * always reported before "exit"), and the pty has nothing more to say. */
 	while (!exited || master_open || sync_open) {
@@ -1035,6 +1036,8 @@ static int supervise(void)
 			}
 			if (waitpid(child, &status, WNOHANG) == child) exited = 1;
 		}
+		/* A detached child that failed is ours to reap again; its SIGCHLD may have come too early. */
+		if (failed && !exited && waitpid(child, &status, WNOHANG) == child) exited = 1;
 		if (i_stdin >= 0 && p[i_stdin].revents) copy_once(0, master, &stdin_open);
 		if (i_master >= 0 && p[i_master].revents) copy_once(master, 1, &master_open);
 	}
