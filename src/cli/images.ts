@@ -6,7 +6,7 @@ import { createReadStream, existsSync, readdirSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { type Command, Option } from "commander";
 import { BerthError } from "../errors.js";
-import { importRootfs, loadImages, saveImages, saveImagesToFile } from "../images/archives.js";
+import { importRootfs, loadImages, saveImages, saveImagesToFile, saveOciArchive } from "../images/archives.js";
 import { formatRows, globMatch, humanSize, since, table } from "../images/format.js";
 import type { ImageConfig } from "../images/manifest.js";
 import { parseReference } from "../images/reference.js";
@@ -286,11 +286,13 @@ async function historyCommand(name: string, flags: RootFlags & { noTrunc?: boole
 
 // ---- save, load, import -----------------------------------------------------------------------------------
 
-async function saveCommand(names: string[], flags: RootFlags & { output?: string }): Promise<void> {
+async function saveCommand(names: string[], flags: RootFlags & { output?: string; format?: string }): Promise<void> {
+  const format = flags.format ?? "docker";
+  if (format !== "docker" && format !== "oci") throw new BerthError(`invalid --format "${format}": use docker (docker save's archive) or oci (an oci-archive)`);
   const store = openStore(flags);
-  if (flags.output) return saveImagesToFile(store, names, flags.output);
+  if (flags.output) return saveImagesToFile(store, names, flags.output, format);
   if (process.stdout.isTTY) throw new BerthError("cowardly refusing to save to a terminal: use -o FILE or redirect stdout");
-  await saveImages(store, names, process.stdout);
+  await (format === "oci" ? saveOciArchive : saveImages)(store, names, process.stdout);
 }
 
 async function loadCommand(flags: RootFlags & { input?: string; quiet?: boolean }): Promise<void> {
@@ -391,7 +393,8 @@ function addHistory(cmd: Command): Command {
 }
 
 function addSave(cmd: Command): Command {
-  return cmd.argument("<image...>").option("-o, --output <file>", "write to a file instead of stdout").addOption(dataRootOption()).action(saveCommand);
+  return cmd.argument("<image...>").option("-o, --output <file>", "write to a file instead of stdout")
+    .option("--format <format>", "docker (docker save's archive, the default) or oci (an oci-archive)").addOption(dataRootOption()).action(saveCommand);
 }
 
 function addLoad(cmd: Command): Command {

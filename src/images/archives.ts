@@ -326,11 +326,68 @@ export async function saveImages(store: ImageStore, names: string[], out: Writab
   }
 }
 
+/**
+ * Writes images as an oci-archive: a tar of an OCI image layout (oci-layout, index.json, blobs/sha256/*)
+ * holding each image's manifest, config and layer blobs exactly as stored, so digests are kept; each
+ * tag is an index entry annotated with org.opencontainers.image.ref.name.
+ */
+export async function saveOciArchive(store: ImageStore, names: string[], out: Writable): Promise<void> {
+  if (names.length === 0) throw new BerthError("nothing to save: name at least one image");
+  const pack = tar.pack();
+  const done = pipeline(pack as unknown as Readable, out);
+  done.catch(() => {});
+  const mtime = new Date(0);
+  const written = new Set<string>();
+  const manifests: { mediaType: string; digest: string; size: number; annotations?: Record<string, string> }[] = [];
+  const blob = async (digest: string, size?: number) => {
+    if (written.has(digest)) return;
+    written.add(digest);
+    const name = `blobs/sha256/${digestHex(digest)}`;
+    if (size === undefined) {
+      const bytes = await store.readBlob(digest);
+      await addEntry(pack, { name, mode: 0o644, mtime, size: bytes.length }, bytes);
+    } else {
+      await addEntry(pack, { name, mode: 0o644, mtime, size }, store.openBlob(digest));
+    }
+  };
+  try {
+    await addEntry(pack, { name: "blobs/", type: "directory", mode: 0o755, mtime }, Buffer.alloc(0));
+    await addEntry(pack, { name: "blobs/sha256/", type: "directory", mode: 0o755, mtime }, Buffer.alloc(0));
+    for (const name of names) {
+      const id = store.resolveImageId(name);
+      if (!id) throw new BerthError(`No such image: ${name}`);
+      const s = store.storedImage(id)!;
+      await blob(id);
+      for (const layer of s.layers) await blob(layer.digest, layer.size);
+      const manifest = await store.readBlob(s.manifestDigest);
+      await blob(s.manifestDigest);
+      let ref: Reference | undefined;
+      try { ref = /^(sha256:)?[a-f0-9]{6,64}$/.test(name) ? undefined : parseReference(name); } catch { ref = undefined; }
+      manifests.push({
+        mediaType: s.manifestMediaType,
+        digest: s.manifestDigest,
+        size: manifest.length,
+        annotations: ref ? { "org.opencontainers.image.ref.name": ref.tag ?? "latest", "io.containerd.image.name": ref.full } : undefined,
+      });
+    }
+    await addEntry(pack, { name: "oci-layout", mode: 0o644, mtime }, Buffer.from(JSON.stringify({ imageLayoutVersion: "1.0.0" })));
+    const index = { schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests };
+    await addEntry(pack, { name: "index.json", mode: 0o644, mtime }, Buffer.from(JSON.stringify(index)));
+    pack.finalize();
+    await done;
+  } catch (err) {
+    pack.destroy(err as Error);
+    await done.catch(() => {});
+    throw err;
+  }
+}
+
 /** Saves to a file atomically (a temp file beside it, renamed when complete). */
-export async function saveImagesToFile(store: ImageStore, names: string[], path: string): Promise<void> {
+export async function saveImagesToFile(store: ImageStore, names: string[], path: string, format: "docker" | "oci" = "docker"): Promise<void> {
   const tmp = join(dirname(path), `.${tmpName("berth-save")}`);
   try {
-    await saveImages(store, names, createWriteStream(tmp, { flags: "wx", mode: 0o644 }));
+    const save = format === "oci" ? saveOciArchive : saveImages;
+    await save(store, names, createWriteStream(tmp, { flags: "wx", mode: 0o644 }));
     renameSync(tmp, path);
   } finally {
     rmSync(tmp, { force: true });
