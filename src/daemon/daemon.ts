@@ -1,7 +1,7 @@
 // `berth daemon`: the engine served on Unix sockets, with a pid file and a clean SIGTERM shutdown that
 // leaves containers running (a restarted daemon adopts them).
 
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BerthError } from "../errors.js";
 import { listen } from "../api/server.js";
@@ -51,13 +51,23 @@ export async function runDaemon(o: DaemonOptions): Promise<{ engine: Engine; sto
   const api = await listen(engine, hosts);
   log(`API listening on ${hosts.join(", ")} (data root ${dataRoot}, exec root ${execRoot})`);
   let stopping: Promise<void> | undefined;
+  // A daemon the CLI started for a data root of its own (/run/berth/roots/<tag>) has no reason to
+  // outlive that root: when it is deleted (a test's temp dir), stop and take the exec root along.
+  const autostartedRoot = execRoot.startsWith("/run/berth/roots/");
   const stop = () => {
     stopping ??= (async () => {
+      clearInterval(rootWatch);
       engine.shutdown();
       await api.close();
       rmSync(pidFile, { force: true });
+      if (autostartedRoot && !existsSync(dataRoot)) rmSync(execRoot, { recursive: true, force: true });
     })();
     return stopping;
   };
+  const rootWatch = setInterval(() => {
+    if (existsSync(dataRoot)) return;
+    log(`data root ${dataRoot} was removed: stopping`);
+    process.kill(process.pid, "SIGTERM");
+  }, 2000);
   return { engine, stop };
 }
