@@ -15,6 +15,7 @@ import { parseFilters } from "../daemon/filters.js";
 import { badRequest, EngineError, notFound, parseTimeArg } from "../daemon/util.js";
 import { volumeJson } from "../daemon/volumes.js";
 import { handleImages } from "./images.js";
+import { createNetwork, inspectNetwork, listNetworks, pruneNetworks, removeNetwork } from "../network/index.js";
 import { API_VERSION, buildStamp, compareVersions, frame, MIN_API_VERSION, splitVersion } from "./stream.js";
 
 const BUILD = buildStamp();
@@ -573,6 +574,43 @@ route("DELETE", "/volumes/{name}", (ctx) => {
   ctx.engine.removeVolume(ctx.params[0], boolParam(ctx.query.get("force")));
   sendEmpty(ctx, 204);
 });
+
+// ---- networks (src/network answers in docker's shapes) -----------------------------------------------------
+
+/** The network library's errors: "not found" is a 404, the rest a 400 with its message. */
+async function networkCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof EngineError) throw err;
+    const msg = (err as Error).message;
+    throw /not found|no such/i.test(msg) ? notFound(msg) : badRequest(msg);
+  }
+}
+
+route("GET", "/networks", async (ctx) => sendJson(ctx, 200, await networkCall(() => listNetworks(ctx.engine.net))));
+route("GET", "/networks/{id}", async (ctx) => sendJson(ctx, 200, await networkCall(() => inspectNetwork(ctx.engine.net, ctx.params[0]))));
+route("POST", "/networks/create", async (ctx) => {
+  const body = await jsonBody(ctx);
+  if (typeof body.Name !== "string" || body.Name === "") throw badRequest("Name: a network name is required");
+  const ipam = (body.IPAM as { Config?: { Subnet?: string; Gateway?: string }[] } | undefined)?.Config?.[0];
+  const created = await networkCall(() => createNetwork(ctx.engine.net, {
+    name: body.Name as string,
+    driver: (body.Driver as string) || "bridge",
+    subnet: ipam?.Subnet,
+    gateway: ipam?.Gateway,
+    internal: body.Internal === true,
+    labels: body.Labels as Record<string, string> | undefined,
+    options: body.Options as Record<string, string> | undefined,
+  }));
+  ctx.engine.events.publish("network", "create", created.Id, { name: body.Name as string, type: "bridge" });
+  sendJson(ctx, 201, created);
+});
+route("DELETE", "/networks/{id}", async (ctx) => {
+  await networkCall(() => removeNetwork(ctx.engine.net, ctx.params[0]));
+  sendEmpty(ctx, 204);
+});
+route("POST", "/networks/prune", async (ctx) => sendJson(ctx, 200, { NetworksDeleted: await networkCall(() => pruneNetworks(ctx.engine.net)) }));
 
 // ---- dispatch -----------------------------------------------------------------------------------------------
 

@@ -25,6 +25,18 @@ import { monitorAlive, readExitFile } from "../runtime/monitor.js";
 import type { ContainerConfig, ContainerRecord, HostConfig, MountPoint } from "./types.js";
 import { badRequest, conflict, EngineError, humanDuration, KeyedMutex, NAME_PATTERN, newId, notFound, notModified, parseSignalArg, randomName, readJson, writeJsonAtomic, ZERO_TIME } from "./util.js";
 import { VolumeStore } from "./volumes.js";
+import {
+  type ContainerNetwork,
+  containerNetworkSettings,
+  inspectNetwork,
+  type NetworkContext,
+  networkContext,
+  parseAddHost,
+  portSpecsFromDocker,
+  prepareContainerNetwork,
+  releaseContainerNetwork,
+  sweepNetworks,
+} from "../network/index.js";
 
 export const DEFAULT_DATA_ROOT = "/var/lib/berth";
 export const DEFAULT_EXEC_ROOT = "/run/berth";
@@ -182,6 +194,9 @@ export class Engine {
   /** Containers run under the monitor (they outlive the daemon); BERTH_ENGINE_MONITOR=0 turns it off. */
   readonly useMonitor = process.env.BERTH_ENGINE_MONITOR !== "0";
 
+  /** Bridge networks, addresses and published ports (src/network). */
+  readonly net: NetworkContext;
+
   constructor(o: EngineOptions = {}) {
     this.dataRoot = o.dataRoot ?? DEFAULT_DATA_ROOT;
     this.execRoot = o.execRoot ?? DEFAULT_EXEC_ROOT;
@@ -190,6 +205,7 @@ export class Engine {
     mkdirSync(join(this.execRoot, "engine"), { recursive: true, mode: 0o711 });
     this.images = new ImageBackend(this.dataRoot);
     this.volumes = new VolumeStore(this.dataRoot);
+    this.net = networkContext({ dataRoot: this.dataRoot, execRoot: this.execRoot });
     this.#waiters.setMaxListeners(0);
     this.#health = new HealthMonitor(this);
   }
@@ -268,6 +284,11 @@ export class Engine {
       this.#names.set(r.Name.slice(1), r.Id);
     }
     this.#unmountStale();
+    // Networks this data root used before: leases of containers gone while we were away are freed, the
+    // table, bridges and DNS servers of those still running are put back.
+    if (existsSync(join(this.dataRoot, "network", "state.json"))) {
+      await sweepNetworks(this.net, { reconcile: true }).catch((err: Error) => this.#log(`network sweep: ${err.message}`));
+    }
     for (const r of this.#records.values()) {
       try {
         await this.#recover(r);
@@ -361,9 +382,15 @@ export class Engine {
     }
     if (h.LogConfig.Type !== "json-file" && h.LogConfig.Type !== "none") throw badRequest(`logging driver "${h.LogConfig.Type}" is not supported (json-file, none)`);
     const net = h.NetworkMode;
-    if (!["none", "host", "default", "bridge"].includes(net)) throw badRequest(`network ${net} not found: this version supports none and host`);
-    if (req.hostConfig.PortBindings && Object.keys(req.hostConfig.PortBindings).length > 0 && net !== "host") {
-      throw badRequest("port publishing is not supported yet (networking comes later): use --network host");
+    if (!["none", "host", "default", "bridge"].includes(net) && !net.startsWith("container:")) {
+      try {
+        await inspectNetwork(this.net, net);
+      } catch {
+        throw notFound(`network ${net} not found`);
+      }
+    }
+    if (req.hostConfig.PortBindings && Object.keys(req.hostConfig.PortBindings).length > 0 && (net === "none" || net === "host")) {
+      throw badRequest(`port publishing needs a bridge network, not --network ${net}`);
     }
     const image = await this.images.resolve(req.config.Image);
     const id = newId();
@@ -541,7 +568,7 @@ export class Engine {
     }
   }
 
-  #spec(r: ContainerRecord): Spec {
+  #spec(r: ContainerRecord, network?: ContainerNetwork): Spec {
     const h = r.HostConfig;
     const c = r.Config;
     const lowerDirs = r.berth.lowerDirs;
@@ -570,6 +597,8 @@ export class Engine {
       args = ["/sbin/docker-init", "--", ...args];
     }
     const net = h.NetworkMode === "host" ? "host" : "none";
+    // A bridge or user network: its /etc files, and for container: the namespace to join.
+    if (network) binds.push(...network.binds);
     const cpus = h.NanoCpus ? h.NanoCpus / 1e9 : h.CpuQuota > 0 ? h.CpuQuota / (h.CpuPeriod || 100_000) : undefined;
     const opts: RunOptions = {
       rootfs: join(this.#dir(r.Id), "rootfs"),
@@ -593,6 +622,7 @@ export class Engine {
       capDrop: h.CapDrop ?? [],
       binds,
       seccomp: !seccompOff,
+      networkNamespacePath: network?.netnsPath,
     };
     let spec: Spec;
     try {
@@ -606,6 +636,36 @@ export class Engine {
     return spec;
   }
 
+  /** docker's "default" network is Berth's none unless ports are published (then the default bridge). */
+  #networkMode(r: ContainerRecord): string {
+    const h = r.HostConfig;
+    const ports = h.PortBindings && Object.keys(h.PortBindings).length > 0;
+    return h.NetworkMode === "default" ? (ports ? "bridge" : "none") : h.NetworkMode;
+  }
+
+  async #prepareNetwork(r: ContainerRecord): Promise<ContainerNetwork | undefined> {
+    const mode = this.#networkMode(r);
+    if (mode === "none" || mode === "host") return undefined;
+    const h = r.HostConfig;
+    try {
+      return await prepareContainerNetwork(this.net, {
+        containerId: r.Id,
+        name: r.Name.replace(/^\//, ""),
+        hostname: r.Config.Hostname || r.Id.slice(0, 12),
+        mode,
+        publish: portSpecsFromDocker(h.PortBindings),
+        dns: h.Dns?.length ? h.Dns : undefined,
+        dnsSearch: h.DnsSearch?.length ? h.DnsSearch : undefined,
+        dnsOptions: h.DnsOptions?.length ? h.DnsOptions : undefined,
+        addHosts: (h.ExtraHosts ?? []).map((e) => parseAddHost(e)),
+        ownerIsContainer: true,
+        stateRoot: join(this.execRoot, "containers"),
+      });
+    } catch (err) {
+      throw new EngineError(500, `network setup for ${r.Id.slice(0, 12)}: ${(err as Error).message}`);
+    }
+  }
+
   async #start(r: ContainerRecord, isRestart: boolean): Promise<void> {
     if (r.State.Status === "removing") throw conflict(`container ${r.Id.slice(0, 12)} is being removed`);
     if (r.State.Running) {
@@ -615,7 +675,14 @@ export class Engine {
     }
     const pending = this.#restartTimers.get(r.Id);
     if (pending) { clearTimeout(pending.timer); this.#restartTimers.delete(r.Id); }
-    const spec = this.#spec(r);
+    const network = await this.#prepareNetwork(r);
+    let spec: Spec;
+    try {
+      spec = this.#spec(r, network);
+    } catch (err) {
+      await network?.release();
+      throw err;
+    }
     const stateDir = join(this.execRoot, "engine", r.Id);
     rmSync(stateDir, { recursive: true, force: true });
     mkdirSync(stateDir, { recursive: true, mode: 0o711 });
@@ -638,7 +705,9 @@ export class Engine {
         openStdin: r.Config.OpenStdin,
         monitor: this.useMonitor ? this.#monitorFiles(r) : undefined,
         onCgroup: (cg) => { r.berth.cgroup = cg; this.#save(r); },
+        parentOps: network?.parentOps,
         onPid: async (pid, monitorPid) => {
+          await network?.started(pid);
           r.berth.pid = pid;
           r.berth.pidStart = processStartTime(pid);
           if (this.useMonitor && monitorPid) { r.berth.monitorPid = monitorPid; r.berth.monitorStart = processStartTime(monitorPid); }
@@ -646,6 +715,7 @@ export class Engine {
         },
       });
     } catch (err) {
+      await network?.release();
       r.berth.cgroup = undefined;
       r.berth.pid = undefined;
       const msg = (err as Error).message;
@@ -672,6 +742,9 @@ export class Engine {
       throw new EngineError(500, `failed to start container: ${(err as Error).message}`);
     }
     Object.assign(r.State, { Status: "running", Running: true, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: proc.pid, ExitCode: 0, Error: "", StartedAt: new Date().toISOString() });
+    if (network) {
+      r.NetworkSettings = containerNetworkSettings(this.net, r.Id, Object.keys(r.Config.ExposedPorts ?? {})) as ContainerRecord["NetworkSettings"];
+    }
     if (r.Config.Healthcheck && r.Config.Healthcheck.Test?.[0] !== "NONE" && (r.Config.Healthcheck.Test?.length ?? 0) > 0) {
       r.State.Health = { Status: "starting", FailingStreak: 0, Log: r.State.Health?.Log ?? [] };
     } else {
@@ -717,6 +790,8 @@ export class Engine {
     live.log.close();
     const oom = r.berth.cgroup ? oomKilled(r.berth.cgroup) : false;
     if (r.berth.cgroup) await destroyCgroup(r.berth.cgroup).catch(() => undefined);
+    await releaseContainerNetwork(this.net, r.Id).catch(() => undefined);
+    r.NetworkSettings = networkSettings(r.HostConfig.NetworkMode) as ContainerRecord["NetworkSettings"];
     this.#live.delete(r.Id);
     rmSync(join(this.execRoot, "engine", r.Id), { recursive: true, force: true });
     r.berth.cgroup = undefined;

@@ -12,6 +12,7 @@ import { compileSeccomp } from "../seccomp/index.js";
 import { type ExitStatus, startHelper } from "../runtime/helper.js";
 import { readHostFacts } from "../runtime/host-facts.js";
 import { launchContainer, processStartTime } from "../runtime/launch.js";
+import type { Op } from "../core/plan.js";
 import { type AttachChunk, attach as attachMonitor, type MonitorAttach, monitorAlive, readExitFile } from "../runtime/monitor.js";
 import { EventEmitter } from "node:events";
 
@@ -54,6 +55,8 @@ export interface CreateProcessOptions {
   monitor?: MonitorFiles;
   onCgroup?: (cgroup: CgroupPlan) => void;
   onPid?: (pid: number, monitorPid: number) => Promise<void>;
+  /** Netlink requests for the container's network (src/network), run by the helper after clone. */
+  parentOps?: Op[];
 }
 
 function sleep(ms: number) {
@@ -153,6 +156,7 @@ export async function createProcess(o: CreateProcessOptions): Promise<ContainerP
     stdio: o.monitor ? undefined : [o.openStdin ? "pipe" : "ignore", "pipe", tty ? "ignore" : "pipe"],
     monitor: o.monitor ? { ...o.monitor, stdin: o.openStdin } : undefined,
     onCgroup: o.onCgroup,
+    parentOps: o.parentOps,
     beforeRelease: async (pid) => { await o.onPid?.(pid, monitorPid); },
   });
   const run = launched.run;

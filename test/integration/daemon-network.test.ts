@@ -1,0 +1,111 @@
+// The engine with networking, driven by the docker CLI: published ports reachable on 127.0.0.1, user
+// networks whose containers find each other by name, the docker network endpoints, and nothing left
+// (links, nft table) once containers and networks are gone. Only loopback and addresses inside the
+// namespaces these tests create are contacted.
+
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, symlinkSync, copyFileSync } from "node:fs";
+import { get } from "node:http";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { isRoot } from "../helpers/berth.js";
+import { DOCKER, TestDaemon, waitFor } from "../helpers/daemon.js";
+
+const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));
+const skip = !isRoot ? "needs root" : !DOCKER ? "needs the docker CLI" : !BUSYBOX ? "needs busybox-static" : false;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function fetchLocal(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = get({ host: "127.0.0.1", port, path, timeout: 3000 }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => { body += c; });
+      res.on("end", () => resolve(body));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+  });
+}
+
+/** Links and nft tables that carry this daemon's data-root tag. */
+function networkLeftovers(tag: string): string[] {
+  const links = spawnSync("ip", ["-o", "link", "show"], { encoding: "utf8" }).stdout.split("\n").filter((l) => l.includes(`berth${tag}`));
+  const tables = spawnSync("nft", ["list", "tables"], { encoding: "utf8" }).stdout.split("\n").filter((l) => l.includes(`berth_${tag}`));
+  return [...links, ...tables];
+}
+
+describe("berth daemon networking via the docker CLI", { skip, concurrency: false }, () => {
+  let d: TestDaemon;
+  let tag = "";
+
+  before(async () => {
+    d = new TestDaemon("berth-dnet-");
+    await d.start();
+    const rootfs = join(d.root, "rootfs");
+    mkdirSync(join(rootfs, "bin"), { recursive: true });
+    copyFileSync(BUSYBOX as string, join(rootfs, "bin/busybox"));
+    for (const a of ["sh", "sleep", "httpd", "ping", "nslookup", "echo", "ip"]) symlinkSync("busybox", join(rootfs, "bin", a));
+    const tar = join(d.root, "rootfs.tar");
+    assert.equal(spawnSync("tar", ["-C", rootfs, "-cf", tar, "."]).status, 0);
+    const imp = d.docker(["import", tar, "netbox:1"]);
+    assert.equal(imp.code, 0, imp.stderr);
+    const { createHash } = await import("node:crypto");
+    tag = createHash("sha256").update(d.dataRoot).digest("hex").slice(0, 8);
+  });
+
+  after(async () => {
+    d.docker(["ps", "-aq"]).stdout.split("\n").filter(Boolean).forEach((id) => d.docker(["rm", "-f", id]));
+    d.docker(["network", "prune", "-f"]);
+    const left = await d.destroy();
+    assert.deepEqual(left, []);
+    assert.deepEqual(networkLeftovers(tag), []);
+  });
+
+  test("-p publishes a container port on 127.0.0.1; inspect shows the address and ports; gone after rm", async () => {
+    const port = await freePort();
+    const run = d.docker(["run", "-d", "--name", "web1", "-p", `127.0.0.1:${port}:8080`, "netbox:1",
+      "sh", "-c", "echo hello-from-web > /index.html; httpd -f -p 8080 -h /"]);
+    assert.equal(run.code, 0, run.stderr);
+    const ip = d.docker(["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web1"]).stdout.trim();
+    assert.match(ip, /^\d+\.\d+\.\d+\.\d+$/);
+    const ports = JSON.parse(d.docker(["inspect", "-f", "{{json .NetworkSettings.Ports}}", "web1"]).stdout) as Record<string, { HostPort: string }[]>;
+    assert.equal(ports["8080/tcp"][0].HostPort, String(port));
+    let body = "";
+    await waitFor("the published port to answer", async () => {
+      body = await fetchLocal(port, "/index.html").catch(() => "");
+      return body.length > 0;
+    });
+    assert.equal(body.trim(), "hello-from-web");
+    assert.equal(d.docker(["rm", "-f", "web1"]).code, 0);
+    await assert.rejects(fetchLocal(port, "/index.html"));
+  });
+
+  test("containers on a user network reach each other by name; networks are listed, inspected and removed", () => {
+    const create = d.docker(["network", "create", "--subnet", "10.203.7.0/24", "appnet"]);
+    assert.equal(create.code, 0, create.stderr);
+    assert.match(d.docker(["network", "ls", "--format", "{{.Name}}"]).stdout, /^appnet$/m);
+    assert.equal(d.docker(["network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", "appnet"]).stdout.trim(), "10.203.7.0/24");
+    assert.equal(d.docker(["run", "-d", "--name", "db1", "--network", "appnet", "netbox:1", "sleep", "100"]).code, 0);
+    const ping = d.docker(["run", "--rm", "--network", "appnet", "netbox:1", "ping", "-c", "1", "-W", "2", "db1"]);
+    assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+    assert.match(ping.stdout, /from 10\.203\.7\.\d+/);
+    assert.notEqual(d.docker(["network", "rm", "appnet"]).code, 0, "a network in use is not removed");
+    assert.equal(d.docker(["rm", "-f", "db1"]).code, 0);
+    assert.equal(d.docker(["network", "rm", "appnet"]).code, 0);
+    assert.equal(d.docker(["network", "inspect", "appnet"]).code, 1);
+    assert.notEqual(d.docker(["run", "--rm", "--network", "nosuchnet", "netbox:1", "true"]).code, 0);
+  });
+});
