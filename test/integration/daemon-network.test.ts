@@ -93,6 +93,21 @@ describe("berth daemon networking via the docker CLI", { skip, concurrency: fals
     await assert.rejects(fetchLocal(port, "/index.html"));
   });
 
+  test("a published container stays reachable across a daemon SIGKILL and restart", async () => {
+    const port = await freePort();
+    const run = d.docker(["run", "-d", "--name", "web2", "-p", `127.0.0.1:${port}:8080`, "netbox:1",
+      "sh", "-c", "echo still-here > /index.html; httpd -f -p 8080 -h /"]);
+    assert.equal(run.code, 0, run.stderr);
+    await waitFor("the published port to answer", async () => (await fetchLocal(port, "/index.html").catch(() => "")).length > 0);
+    await d.kill9();
+    assert.equal((await fetchLocal(port, "/index.html")).trim(), "still-here", "reachable while the daemon is dead");
+    await d.start();
+    assert.equal((await fetchLocal(port, "/index.html")).trim(), "still-here", "reachable after the restart");
+    assert.equal(d.docker(["inspect", "-f", "{{.State.Running}}", "web2"]).stdout.trim(), "true");
+    assert.equal(d.docker(["rm", "-f", "web2"]).code, 0);
+    await assert.rejects(fetchLocal(port, "/index.html"));
+  });
+
   test("containers on a user network reach each other by name; networks are listed, inspected and removed", () => {
     const create = d.docker(["network", "create", "--subnet", "10.203.7.0/24", "appnet"]);
     assert.equal(create.code, 0, create.stderr);
