@@ -12,10 +12,10 @@ import type { CreateRequest, Engine } from "../daemon/engine.js";
 import { hostMemory, runCapture } from "../daemon/engine.js";
 import { eventMatches } from "../daemon/events.js";
 import { parseFilters } from "../daemon/filters.js";
-import { badRequest, EngineError, notFound, parseTimeArg } from "../daemon/util.js";
+import { badRequest, conflict, EngineError, notFound, parseTimeArg } from "../daemon/util.js";
 import { volumeJson } from "../daemon/volumes.js";
 import { handleImages } from "./images.js";
-import { createNetwork, inspectNetwork, listNetworks, pruneNetworks, removeNetwork } from "../network/index.js";
+import { connectContainer, createNetwork, disconnectContainer, inspectNetwork, listNetworks, pruneNetworks, removeNetwork } from "../network/index.js";
 import { API_VERSION, buildStamp, compareVersions, frame, MIN_API_VERSION, splitVersion } from "./stream.js";
 
 const BUILD = buildStamp();
@@ -609,6 +609,24 @@ route("POST", "/networks/create", async (ctx) => {
 route("DELETE", "/networks/{id}", async (ctx) => {
   await networkCall(() => removeNetwork(ctx.engine.net, ctx.params[0]));
   sendEmpty(ctx, 204);
+});
+route("POST", "/networks/{id}/connect", async (ctx) => {
+  const body = await jsonBody(ctx);
+  if (typeof body.Container !== "string") throw badRequest("Container: the container to connect is required");
+  const r = ctx.engine.lookup(body.Container);
+  if (!r.State.Running || !r.State.Pid) throw conflict(`container ${r.Id.slice(0, 12)} is not running`);
+  const cfg = (body.EndpointConfig ?? {}) as { Aliases?: string[]; IPAMConfig?: { IPv4Address?: string } };
+  await networkCall(() => connectContainer(ctx.engine.net, ctx.params[0], {
+    containerId: r.Id, name: r.Name.replace(/^\//, ""), pid: r.State.Pid, ip: cfg.IPAMConfig?.IPv4Address || undefined, aliases: cfg.Aliases,
+  }));
+  sendEmpty(ctx, 200);
+});
+route("POST", "/networks/{id}/disconnect", async (ctx) => {
+  const body = await jsonBody(ctx);
+  if (typeof body.Container !== "string") throw badRequest("Container: the container to disconnect is required");
+  const r = ctx.engine.lookup(body.Container);
+  await networkCall(() => disconnectContainer(ctx.engine.net, ctx.params[0], r.Id));
+  sendEmpty(ctx, 200);
 });
 route("POST", "/networks/prune", async (ctx) => sendJson(ctx, 200, { NetworksDeleted: await networkCall(() => pruneNetworks(ctx.engine.net)) }));
 

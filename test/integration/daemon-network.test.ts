@@ -118,6 +118,15 @@ describe("berth daemon networking via the docker CLI", { skip, concurrency: fals
     assert.equal(ping.code, 0, ping.stdout + ping.stderr);
     assert.match(ping.stdout, /from 10\.203\.7\.\d+/);
     assert.notEqual(d.docker(["network", "rm", "appnet"]).code, 0, "a network in use is not removed");
+    // connect a running container to a second network: reachable by name there too; then disconnect.
+    assert.equal(d.docker(["network", "create", "--subnet", "10.203.8.0/24", "sidenet"]).code, 0);
+    const connect = d.docker(["network", "connect", "sidenet", "db1"]);
+    assert.equal(connect.code, 0, connect.stderr);
+    const viaSide = d.docker(["run", "--rm", "--network", "sidenet", "netbox:1", "ping", "-c", "1", "-W", "2", "db1"]);
+    assert.equal(viaSide.code, 0, viaSide.stdout + viaSide.stderr);
+    assert.match(viaSide.stdout, /from 10\.203\.8\.\d+/);
+    assert.equal(d.docker(["network", "disconnect", "sidenet", "db1"]).code, 0);
+    assert.equal(d.docker(["network", "rm", "sidenet"]).code, 0);
     assert.equal(d.docker(["rm", "-f", "db1"]).code, 0);
     assert.equal(d.docker(["network", "rm", "appnet"]).code, 0);
     assert.equal(d.docker(["network", "inspect", "appnet"]).code, 1);
