@@ -538,7 +538,11 @@ describe("berth run", { skip, concurrency: false }, () => {
     } finally {
       b.child.kill("SIGTERM");
       // sleep as PID 1 ignores SIGTERM: end it for real.
-      for (const h of childrenOf(b.child.pid as number)) for (const c of childrenOf(h)) process.kill(c, "SIGKILL");
+      for (const h of childrenOf(b.child.pid as number)) {
+        for (const c of childrenOf(h)) {
+          try { process.kill(c, "SIGKILL"); } catch { /* already gone: the SIGTERM above may have ended it */ }
+        }
+      }
       await b.done;
     }
 
