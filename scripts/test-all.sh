@@ -11,7 +11,8 @@ fi
 
 packages=(gcc libc6-dev make iproute2 util-linux procps runc busybox-static nftables attr docker.io
   podman conmon containerd bsdutils  # engines.test.ts: dockerd, podman and ctr drive berth-oci; `script` gives ttys
-  docker-registry skopeo umoci openssl)  # distribution-*.test.ts: a real registry, independent push/inspect, token certs
+  docker-registry skopeo umoci openssl  # distribution-*.test.ts: a real registry, independent push/inspect, token certs
+  python3)  # oci.test.ts: a console-socket receiver (socket.recv_fds)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
