@@ -216,6 +216,12 @@ export class ImageStore implements ImageStoreApi {
     }
     for (const name of safeReaddir(join(this.root, "locks/leases"))) {
       const p = join(this.root, "locks/leases", name);
+      // A lease still being written (".lease-….tmp-PID-…") is empty until renamed: judge it by its name.
+      if (name.startsWith(".")) {
+        const owner = tmpOwner(name);
+        if (owner === undefined || !pidAlive(owner)) rmSync(p, { force: true });
+        continue;
+      }
       try { if (!ownerAlive(readFileSync(p, "utf8"))) unlinkSync(p); } catch { /* gone */ }
     }
     for (const name of safeReaddir(join(this.root, "locks"))) {
