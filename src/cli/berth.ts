@@ -17,6 +17,7 @@ import { readHostFacts } from "../runtime/host-facts.js";
 import { registerRegistryCommands } from "./registry.js";
 import { registerImageCommands, resolveRunImage } from "./images.js";
 import { addRunNetworkOptions, parseRunNetwork, prepareRunNetwork, registerNetworkCommands, type RunNetworkFlags } from "./network.js";
+import { addContainerOptions } from "./container-options.js";
 import { registerEngineCommands } from "./engine.js";
 
 const DEFAULT_DATA_ROOT = "/var/lib/berth";
@@ -222,44 +223,23 @@ export function buildProgram(onExit: (code: number) => void): Command {
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith("error:") ? `berth: ${s.slice(7)}` : s) });
-  program
+  const run = program
     .command("run")
     .description("Run a command in a new container")
     .usage("[OPTIONS] IMAGE|--rootfs DIR [COMMAND] [ARG...]")
     .argument("[args...]")
-    .passThroughOptions()
-    .option("-i, --interactive", "keep stdin open")
-    .option("-t, --tty", "allocate a pseudo-TTY")
-    .option("--rm", "remove the container when it exits (always, for foreground runs)")
-    .option("-e, --env <KEY=VALUE>", "set an environment variable", collect, [])
-    .option("--env-file <file>", "read environment variables from a file", collect, [])
-    .option("-w, --workdir <dir>", "working directory inside the container")
-    .option("-u, --user <user[:group]>", "user name or uid, optionally with group or gid")
-    .option("-h, --hostname <name>", "container hostname")
-    .option("--name <name>", "container name")
+    .passThroughOptions();
+  addContainerOptions(run)
     .addOption(new Option("--network <mode>", "network: none, host, bridge, a network name or container:NAME").default("none"))
     .option("--rootfs <dir>", "run on an unpacked root filesystem directory instead of an image")
-    .option("--read-only", "mount the root filesystem read-only")
-    .option("-m, --memory <bytes>", "memory limit, e.g. 512m")
-    .option("--memory-swap <bytes>", "memory plus swap limit, -1 for unlimited swap")
-    .option("--cpus <n>", "number of CPUs, e.g. 1.5")
-    .option("-c, --cpu-shares <n>", "CPU shares (relative weight)")
-    .option("--cpuset-cpus <list>", "CPUs to run on, e.g. 0-1")
-    .option("--pids-limit <n>", "maximum number of processes (-1 for unlimited)")
-    .option("--privileged", "give the container every capability the runtime holds, no masks, no seccomp")
-    .option("--cap-add <cap>", "add a capability", collect, [])
-    .option("--cap-drop <cap>", "drop a capability", collect, [])
     .option("--uidmap <container:host:amount>", "run in a user namespace with this uid mapping", collect, [])
     .option("--gidmap <container:host:amount>", "gid mapping for the user namespace", collect, [])
-    .option("-v, --volume <host:container[:ro]>", "bind mount a host path", collect, [])
-    .option("--security-opt <opt>", "security options (seccomp=unconfined)", collect, [])
-    .option("--entrypoint <command>", "override the image's ENTRYPOINT (\"\" for none)")
     .addOption(new Option("--data-root <dir>", "where images are kept").env("BERTH_DATA_ROOT").default(DEFAULT_DATA_ROOT))
     .action(async (args: string[], flags: RunFlags) => {
       onExit(await runCommand(args, flags));
     });
   registerImageCommands(program);
-  addRunNetworkOptions(program.commands.find((c) => c.name() === "run") as Command);
+  addRunNetworkOptions(run);
   registerNetworkCommands(program, onExit);
   registerRegistryCommands(program, onExit);
   registerEngineCommands(program, onExit);

@@ -13,6 +13,7 @@ import { Demuxer } from "../api/stream.js";
 import { parseEnvFile } from "../util/envfile.js";
 import { parseCpuset, parseMemorySwap, parseSize } from "../util/size.js";
 import { ApiError, Client, query } from "./client.js";
+import { addContainerOptions } from "./container-options.js";
 import { formatRows, PS_DEFAULT, PS_HEADERS, psRow, renderTemplate, tabulate } from "./format.js";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -453,30 +454,9 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
       .description("Create a new container")
       .argument("<image>")
       .argument("[command...]")
-      .passThroughOptions()
-      .option("-i, --interactive", "keep stdin open")
-      .option("-t, --tty", "allocate a pseudo-TTY")
-      .option("--rm", "remove the container when it exits")
-      .option("-e, --env <KEY=VALUE>", "set an environment variable", collect, [])
-      .option("--env-file <file>", "read environment variables from a file", collect, [])
-      .option("-w, --workdir <dir>", "working directory inside the container")
-      .option("-u, --user <user[:group]>", "user")
-      .option("-h, --hostname <name>", "container hostname")
-      .option("--name <name>", "container name")
-      .addOption(new Option("--network <mode>", "network: none or host").default("none"))
-      .option("--read-only", "mount the root filesystem read-only")
-      .option("-m, --memory <bytes>", "memory limit")
-      .option("--memory-swap <bytes>", "memory plus swap limit")
-      .option("--cpus <n>", "number of CPUs")
-      .option("-c, --cpu-shares <n>", "CPU shares")
-      .option("--cpuset-cpus <list>", "CPUs to run on")
-      .option("--pids-limit <n>", "maximum number of processes")
-      .option("--privileged", "extended privileges")
-      .option("--cap-add <cap>", "add a capability", collect, [])
-      .option("--cap-drop <cap>", "drop a capability", collect, [])
-      .option("-v, --volume <spec>", "bind mount or volume", collect, [])
-      .option("--security-opt <opt>", "security options", collect, [])
-      .option("--entrypoint <command>", "override the image's ENTRYPOINT");
+      .passThroughOptions();
+    addContainerOptions(create)
+      .addOption(new Option("--network <mode>", "network: none, host, bridge, a network name or container:NAME").default("none"));
     addEngineRunOptions(create).action(async (image: string, command: string[], f: EngineRunFlags, cmd: Command) => {
       const c = client(cmd);
       out(`${await createContainer(c, createBody(image, command, f), f.name)}\n`);
