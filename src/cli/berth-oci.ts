@@ -2,7 +2,7 @@
 // place of runc. A thin layer: flags -> src/runtime/oci-runtime.ts; errors -> one line on stderr and,
 // with --log, a json/text log line engines read back; exit 1.
 
-import { Command, CommanderError } from "commander";
+import { Command } from "commander";
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { BerthError } from "../errors.js";
@@ -27,6 +27,7 @@ import {
   statusOf,
 } from "../runtime/oci-runtime.js";
 import { features } from "../runtime/oci-features.js";
+import { runCli } from "./run-cli.js";
 import { parseSize } from "../util/size.js";
 
 export const VERSION = "0.1.0";
@@ -287,20 +288,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
   return program;
 }
 
-export async function main(argv: string[]): Promise<number> {
-  let code = 0;
-  const program = buildProgram((c) => { code = c; });
-  try {
-    await program.parseAsync(argv, { from: "user" });
-    return code;
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return 0;
-      return 1;
-    }
+export function main(argv: string[]): Promise<number> {
+  return runCli(buildProgram, argv, 1, (err) => {
     const msg = err instanceof BerthError ? err.message : ((err as Error).stack ?? String(err));
     log("error", msg);
     process.stderr.write(`berth-oci: ${msg}\n`);
     return err instanceof BerthError && err.exitCode !== 125 ? err.exitCode : 1;
-  }
+  });
 }

@@ -1,7 +1,7 @@
 // `berth`: the engine CLI. A thin layer: flags -> library options -> the library; errors -> one line and
 // docker's exit codes (125 when Berth itself failed, the container's code otherwise).
 
-import { Command, CommanderError, Option } from "commander";
+import { Command, Option } from "commander";
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { BerthError } from "../errors.js";
@@ -18,6 +18,7 @@ import { registerRegistryCommands } from "./registry.js";
 import { registerImageCommands, resolveRunImage } from "./images.js";
 import { addRunNetworkOptions, parseRunNetwork, prepareRunNetwork, registerNetworkCommands, type RunNetworkFlags } from "./network.js";
 import { addContainerOptions } from "./container-options.js";
+import { runCli } from "./run-cli.js";
 import { registerEngineCommands } from "./engine.js";
 
 const DEFAULT_DATA_ROOT = "/var/lib/berth";
@@ -246,17 +247,8 @@ export function buildProgram(onExit: (code: number) => void): Command {
   return program;
 }
 
-export async function main(argv: string[]): Promise<number> {
-  let code = 0;
-  const program = buildProgram((c) => { code = c; });
-  try {
-    await program.parseAsync(argv, { from: "user" });
-    return code;
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return 0;
-      return 125;
-    }
+export function main(argv: string[]): Promise<number> {
+  return runCli(buildProgram, argv, 125, (err) => {
     if (err instanceof BerthError) {
       process.stderr.write(`berth: ${err.message}\n`);
       // A command that is missing or not executable keeps docker's 127/126; anything else is ours: 125.
@@ -264,6 +256,6 @@ export async function main(argv: string[]): Promise<number> {
     }
     process.stderr.write(`berth: ${(err as Error).stack ?? String(err)}\n`);
     return 125;
-  }
+  });
 }
 
