@@ -167,9 +167,31 @@ async function runCommand(args: string[], flags: RunFlags): Promise<number> {
   const resolved = await resolveRootfs(flags, args, env);
   const { rootfs, command, lowerDirs } = resolved;
   const id = newContainerId();
-  const network = await prepareRunNetwork(flags, { containerId: id, name: flags.name, hostname: flags.hostname ?? id.slice(0, 12), dataRoot: flags.dataRoot, image: resolved.image });
   let spec: ReturnType<typeof buildRunSpec>;
-  let container: Awaited<ReturnType<typeof startContainer>>;
+  let container: Awaited<ReturnType<typeof startContainer>> | undefined;
+  // Handlers go in before the launch: a signal that arrives while the container is starting would
+  // otherwise end this process with Node's default action and skip the cleanup. Such signals are held
+  // and delivered once the container's init exists, as docker's sig-proxy does.
+  const pending: NodeJS.Signals[] = [];
+  const forwarded: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
+  const handlers = forwarded.map((sig) => {
+    const h = () => (container ? container.forward(sig) : pending.push(sig));
+    process.on(sig, h);
+    return [sig, h] as const;
+  });
+  const onWinch = () => container?.refreshSize();
+  process.on("SIGWINCH", onWinch);
+  const removeHandlers = () => {
+    for (const [sig, h] of handlers) process.off(sig, h);
+    process.off("SIGWINCH", onWinch);
+  };
+  let network: Awaited<ReturnType<typeof prepareRunNetwork>>;
+  try {
+    network = await prepareRunNetwork(flags, { containerId: id, name: flags.name, hostname: flags.hostname ?? id.slice(0, 12), dataRoot: flags.dataRoot, image: resolved.image });
+  } catch (err) {
+    removeHandlers();
+    throw err;
+  }
   try {
     spec = buildRunSpec(
       {
@@ -193,17 +215,11 @@ async function runCommand(args: string[], flags: RunFlags): Promise<number> {
       network,
     });
   } catch (err) {
+    removeHandlers();
     await network.release();
     throw err;
   }
-  const forwarded: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
-  const handlers = forwarded.map((sig) => {
-    const h = () => container.forward(sig);
-    process.on(sig, h);
-    return [sig, h] as const;
-  });
-  const onWinch = () => container.refreshSize();
-  process.on("SIGWINCH", onWinch);
+  for (const sig of pending.splice(0)) container.forward(sig);
   try {
     const result = await container.wait();
     if (result.oomKilled) {
@@ -213,8 +229,7 @@ async function runCommand(args: string[], flags: RunFlags): Promise<number> {
     }
     return result.signal ? 128 + result.signal : result.exitCode;
   } finally {
-    for (const [sig, h] of handlers) process.off(sig, h);
-    process.off("SIGWINCH", onWinch);
+    removeHandlers();
   }
 }
 
