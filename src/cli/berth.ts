@@ -246,7 +246,7 @@ export function buildProgram(onExit: (code: number) => void): Command {
     .argument("[args...]")
     .passThroughOptions();
   addContainerOptions(run)
-    .addOption(new Option("--network <mode>", "network: none, host, bridge, a network name or container:NAME").default("none"))
+    .addOption(new Option("--network <mode>", "network: bridge, none, host, a network name or container:NAME").default("default", "bridge"))
     .option("--rootfs <dir>", "run on an unpacked root filesystem directory instead of an image")
     .option("--uidmap <container:host:amount>", "run in a user namespace with this uid mapping", collect, [])
     .option("--gidmap <container:host:amount>", "gid mapping for the user namespace", collect, [])

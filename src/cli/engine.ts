@@ -15,6 +15,7 @@ import { parseCpuset, parseMemorySwap, parseSize } from "../util/size.js";
 import { ApiError, Client, query } from "./client.js";
 import { addContainerOptions } from "./container-options.js";
 import { formatRows, PS_DEFAULT, PS_HEADERS, psRow, renderTemplate, tabulate } from "./format.js";
+import type { RunNetworkFlags } from "./network.js";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -199,7 +200,8 @@ export function createBody(image: string, command: string[], f: EngineRunFlags):
       Binds: binds,
       Mounts: f.mount.map(parseMount),
       Tmpfs: Object.keys(tmpfs).length ? tmpfs : undefined,
-      NetworkMode: f.network || "none",
+      // docker's CLI sends "default" without --network: the daemon's default bridge.
+      NetworkMode: f.network || "default",
       RestartPolicy: restart,
       AutoRemove: Boolean(f.rm),
       Privileged: Boolean(f.privileged),
@@ -413,14 +415,17 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
     program.addOption(new Option("-H, --host <unix:///path>", "daemon socket to connect to").env("BERTH_HOST"));
   }
 
-  // `berth run` goes through the daemon; what only the in-process path supports (--rootfs, user
-  // namespaces, bridge networks and published ports, for now) keeps using it.
+  // `berth run` goes through the daemon (the default bridge included); what only the in-process path
+  // supports (--rootfs, user namespaces, user networks, container:, -p and the other network flags, for
+  // now) keeps using it.
   const run = program.commands.find((x) => x.name() === "run");
   if (run) {
     const original = (run as unknown as { _actionHandler: (args: unknown[]) => Promise<void> })._actionHandler;
-    addEngineRunOptions(run).action(async (args: string[], f: EngineRunFlags & { rootfs?: string; uidmap?: string[]; gidmap?: string[]; publishAll?: boolean }, cmd: Command) => {
+    addEngineRunOptions(run).action(async (args: string[], f: EngineRunFlags & { rootfs?: string; uidmap?: string[]; gidmap?: string[] } & Partial<RunNetworkFlags>, cmd: Command) => {
+      const networkFlags = [f.publish, f.expose, f.networkAlias, f.dns, f.dnsSearch, f.dnsOption, f.addHost].some((l) => (l?.length ?? 0) > 0) ||
+        f.publishAll === true || f.ip !== undefined || f.macAddress !== undefined;
       const legacy = process.env.BERTH_NO_DAEMON === "1" || f.rootfs !== undefined || (f.uidmap?.length ?? 0) > 0 || (f.gidmap?.length ?? 0) > 0 ||
-        !["none", "host", "default", ""].includes(f.network ?? "none") || (f.publish?.length ?? 0) > 0 || f.publishAll === true;
+        !["none", "host", "default", "bridge", ""].includes(f.network ?? "default") || networkFlags;
       if (process.getuid?.() !== 0) throw new BerthError("berth run must be run as root (it creates namespaces, mounts and cgroups)");
       if (legacy) {
         const engineOnly = f.detach || f.restart || f.healthCmd || f.mount.length || f.tmpfs.length || f.init || f.label.length;
@@ -456,7 +461,7 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
       .argument("[command...]")
       .passThroughOptions();
     addContainerOptions(create)
-      .addOption(new Option("--network <mode>", "network: none, host, bridge, a network name or container:NAME").default("none"));
+      .addOption(new Option("--network <mode>", "network: bridge, none, host, a network name or container:NAME").default("default", "bridge"));
     addEngineRunOptions(create).action(async (image: string, command: string[], f: EngineRunFlags, cmd: Command) => {
       const c = client(cmd);
       out(`${await createContainer(c, createBody(image, command, f), f.name)}\n`);

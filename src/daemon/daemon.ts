@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { join } from "node:path";
 import { BerthError } from "../errors.js";
 import { listen } from "../api/server.js";
+import { removeOrphanedNetworking } from "../network/index.js";
 import { DEFAULT_DATA_ROOT, DEFAULT_EXEC_ROOT, Engine } from "./engine.js";
 
 export interface DaemonOptions {
@@ -60,7 +61,11 @@ export async function runDaemon(o: DaemonOptions): Promise<{ engine: Engine; sto
       engine.shutdown();
       await api.close();
       rmSync(pidFile, { force: true });
-      if (autostartedRoot && !existsSync(dataRoot)) rmSync(execRoot, { recursive: true, force: true });
+      if (!existsSync(dataRoot)) {
+        // Nobody can use this root's bridges and rules again: its network state was deleted with it.
+        await removeOrphanedNetworking(engine.net).catch((err: Error) => log(`removing the deleted root's networks: ${err.message}`));
+        if (autostartedRoot) rmSync(execRoot, { recursive: true, force: true });
+      }
     })();
     return stopping;
   };

@@ -636,11 +636,10 @@ export class Engine {
     return spec;
   }
 
-  /** docker's "default" network is Berth's none unless ports are published (then the default bridge). */
+  /** docker's "default" network is the default bridge, as in docker. */
   #networkMode(r: ContainerRecord): string {
-    const h = r.HostConfig;
-    const ports = h.PortBindings && Object.keys(h.PortBindings).length > 0;
-    return h.NetworkMode === "default" ? (ports ? "bridge" : "none") : h.NetworkMode;
+    const mode = r.HostConfig.NetworkMode;
+    return mode === "default" || mode === "" ? "bridge" : mode;
   }
 
   async #prepareNetwork(r: ContainerRecord): Promise<ContainerNetwork | undefined> {

@@ -353,6 +353,26 @@ export async function pruneNetworks(ctx: NetworkContext): Promise<string[]> {
   return removed;
 }
 
+/**
+ * For an engine whose data root was deleted (a test's temp root): the state file went with it, so what
+ * the kernel still holds for that root is found by name and removed: every bridge in its nftables
+ * table's `bridges` set, its default bridge, and the table. (Its DNS servers exit by themselves when
+ * their network leaves the state.)
+ */
+export async function removeOrphanedNetworking(ctx: NetworkContext): Promise<void> {
+  const listed = await new Promise<string>((resolve) => {
+    const child = spawn("nft", ["list", "set", "ip", ctx.nftTable, "bridges"], { stdio: ["ignore", "pipe", "ignore"] });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => { out += d; });
+    child.on("error", () => resolve(""));
+    child.on("close", () => resolve(out));
+  });
+  const bridges = new Set([...listed.matchAll(/"([a-zA-Z0-9_.-]{1,15})"/g)].map((m) => m[1]));
+  if (ctx.defaultBridge) bridges.add(ctx.defaultBridge);
+  for (const b of bridges) await removeBridge(b).catch(() => {});
+  await runNft(`table ip ${ctx.nftTable} {}\ndelete table ip ${ctx.nftTable}\n`).catch(() => {});
+}
+
 // ---- docker's JSON ----------------------------------------------------------------------------------
 
 export interface DockerNetwork {

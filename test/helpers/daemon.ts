@@ -6,6 +6,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
+import { networkContext, pruneNetworks } from "../../src/network/index.js";
 import { BERTH_BIN, REPO } from "./berth.js";
 
 export const DOCKER = ["/usr/local/bin/docker", "/usr/bin/docker"].find((p) => existsSync(p));
@@ -108,7 +109,16 @@ export class TestDaemon {
     if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
   }
 
-  /** Removes every container (force), stops the daemon, and reports anything left behind. */
+  /** This daemon's networks: its own default bridge and nftables table (named after the data root). */
+  get net() {
+    return networkContext({ dataRoot: this.dataRoot, execRoot: this.execRoot });
+  }
+
+  /**
+   * Removes every container (force), stops the daemon, and reports anything left behind. A daemon keeps
+   * its default bridge when it stops (as dockerd keeps docker0): once its containers are gone, this
+   * teardown prunes it, and checks that no veth was left on it and that no bridge or table remains.
+   */
   async destroy(): Promise<string[]> {
     const left: string[] = [];
     if (this.proc && this.proc.exitCode === null && this.proc.signalCode === null) {
@@ -116,6 +126,14 @@ export class TestDaemon {
       if (ids.length) this.docker(["rm", "-f", "-v", ...ids], { timeoutMs: 60_000 });
       await this.stop();
     }
+    const ctx = this.net;
+    const bridge = ctx.defaultBridge as string;
+    let ports: string[] = [];
+    try { ports = readdirSync(`/sys/class/net/${bridge}/brif`); } catch { /* no bridge */ }
+    left.push(...ports.map((p) => `veth ${p} on ${bridge}`));
+    await pruneNetworks(ctx).catch((err: Error) => left.push(`network prune: ${err.message}`));
+    if (existsSync(`/sys/class/net/${bridge}`)) left.push(`bridge ${bridge}`);
+    if (spawnSync("nft", ["list", "table", "ip", ctx.nftTable]).status === 0) left.push(`nft table ip ${ctx.nftTable}`);
     left.push(...leftovers(this.root));
     rmSync(this.root, { recursive: true, force: true });
     return left;

@@ -10,6 +10,7 @@ import { get } from "node:http";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { contains, ipToInt, parseCidr } from "../../src/network/ipam.js";
 import { isRoot } from "../helpers/berth.js";
 import { DOCKER, TestDaemon, waitFor } from "../helpers/daemon.js";
 
@@ -72,6 +73,21 @@ describe("berth daemon networking via the docker CLI", { skip, concurrency: fals
     const left = await d.destroy();
     assert.deepEqual(left, []);
     assert.deepEqual(networkLeftovers(tag), []);
+  });
+
+  test("without --network a container is on the default bridge (eth0, an address on its subnet, default route); --network none: only lo", () => {
+    const r = d.docker(["run", "--rm", "netbox:1", "sh", "-c", "ip -o link; echo --; ip -o -4 addr show eth0; echo --; ip route"]);
+    assert.equal(r.code, 0, r.stderr);
+    const [links, addr, routes] = r.stdout.split("--\n");
+    assert.deepEqual(links.trim().split("\n").map((l) => l.split(":")[1].trim().replace(/@.*/, "")).sort(), ["eth0", "lo"]);
+    const subnet = d.docker(["network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}} {{(index .IPAM.Config 0).Gateway}} {{index .Options \"com.docker.network.bridge.name\"}}", "bridge"]).stdout.trim().split(" ");
+    assert.equal(subnet[2], d.net.defaultBridge, "the default bridge of this data root");
+    const ip = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(addr)?.[1];
+    assert.ok(ip && contains(parseCidr(subnet[0]), ipToInt(ip)), `eth0 ${ip} not in ${subnet[0]}`);
+    assert.match(routes, new RegExp(`^default via ${subnet[1].replaceAll(".", "\\.")} dev eth0`, "m"));
+    const none = d.docker(["run", "--rm", "--network", "none", "netbox:1", "ip", "-o", "link"]);
+    assert.equal(none.code, 0, none.stderr);
+    assert.deepEqual(none.stdout.trim().split("\n").map((l) => l.split(":")[1].trim()), ["lo"]);
   });
 
   test("-p publishes a container port on 127.0.0.1; inspect shows the address and ports; gone after rm", async () => {

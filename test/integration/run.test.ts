@@ -10,9 +10,11 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlink
 import { hostname as osHostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { main } from "../../src/cli/berth.js";
+import { contains, ipToInt, parseCidr } from "../../src/network/ipam.js";
 import { ensureHostImage } from "../../src/rootfs/host-image.js";
 import {
   BERTH_BIN,
+  berth,
   buildPayload,
   childrenOf,
   type HostSnapshot,
@@ -508,11 +510,22 @@ describe("berth run", { skip, concurrency: false }, () => {
     }
   });
 
-  test("--network none (the default): only a loopback interface", () => {
-    const r = run("host", "cat", "/proc/net/dev");
+  test("the default network is the bridge (eth0 with an address on its subnet, default route via its gateway); --network none: only lo", () => {
+    const r = run("host", "sh", "-c", "cat /proc/net/dev; echo --; ip -o -4 addr show eth0; echo --; ip route");
     assert.equal(r.code, 0, show(r));
-    const ifaces = r.stdout.trim().split("\n").slice(2).map((l) => l.trim().split(":")[0]);
-    assert.deepEqual(ifaces, ["lo"]);
+    const [dev, addr, routes] = r.stdout.split("--\n");
+    const ifaces = dev.trim().split("\n").slice(2).map((l) => l.trim().split(":")[0]).sort();
+    assert.deepEqual(ifaces, ["eth0", "lo"]);
+    const inspect = berth(["network", "inspect", "bridge"]);
+    assert.equal(inspect.code, 0, show(inspect));
+    const { Subnet, Gateway } = (JSON.parse(inspect.stdout) as { IPAM: { Config: { Subnet: string; Gateway: string }[] } }[])[0].IPAM.Config[0];
+    const ip = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(addr)?.[1];
+    assert.ok(ip && contains(parseCidr(Subnet), ipToInt(ip)), `eth0 address ${ip} is not in the bridge's subnet ${Subnet}`);
+    assert.match(routes, new RegExp(`^default via ${Gateway.replaceAll(".", "\\.")} dev eth0`, "m"));
+
+    const none = run("--network", "none", "host", "cat", "/proc/net/dev");
+    assert.equal(none.code, 0, show(none));
+    assert.deepEqual(none.stdout.trim().split("\n").slice(2).map((l) => l.trim().split(":")[0]), ["lo"]);
   });
 
   test("CVE-2019-5736: the helper runs from a sealed memfd; only fds 0-2 reach the command", async () => {
