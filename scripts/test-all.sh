@@ -12,6 +12,7 @@ fi
 packages=(gcc libc6-dev make iproute2 util-linux procps runc busybox-static nftables attr docker.io
   podman conmon containerd bsdutils  # engines.test.ts: dockerd, podman and ctr drive berth-oci; `script` gives ttys
   docker-registry skopeo umoci openssl  # distribution-*.test.ts: a real registry, independent push/inspect, token certs
+  zstd  # images-zstd.test.ts: tar+zstd layers made by the real tool
   python3)  # oci.test.ts: a console-socket receiver (socket.recv_fds)
 missing=()
 for p in "${packages[@]}"; do

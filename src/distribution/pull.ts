@@ -1,6 +1,6 @@
 // berth pull: manifest (index -> the platform's manifest), config, then the layers in parallel through
 // the store's ingest (resumable, verified, shared between concurrent pulls), then commitImage.
-// Nothing is recorded until every blob is in the store and verified.
+// Nothing is recorded until every blob is in the store and verified; a failed pull removes the blobs it stored.
 
 import { Readable } from "node:stream";
 import { BerthError } from "../errors.js";
@@ -94,8 +94,10 @@ export async function pullImage(store: ImageStoreApi, reference: Reference | str
   if (ref.digest && !isDigest(ref.digest)) throw new BerthError(`cannot pull ${ref.familiar}: only sha256 and sha512 digests are supported`);
   const platform = opts.platform === undefined ? hostPlatform() : typeof opts.platform === "string" ? parsePlatform(opts.platform) : opts.platform;
   const display = new ProgressDisplay(opts.out ?? process.stdout, { tty: opts.tty, quiet: opts.quiet });
+  const work = () => pull(store, ref, platform, opts.platform !== undefined, display, clientFor(ref.registry, opts), opts.concurrency ?? 3);
   try {
-    return await pull(store, ref, platform, opts.platform !== undefined, display, clientFor(ref.registry, opts), opts.concurrency ?? 3);
+    // A pull that fails (a layer that does not unpack, say) takes back the blobs it stored: nothing half-pulled stays.
+    return await (store.transaction ? store.transaction(work) : work());
   } catch (err) {
     throw pullError(ref, err);
   }

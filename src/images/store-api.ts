@@ -80,4 +80,6 @@ export interface ImageStoreApi {
   commitImage(manifestDigest: string, reference?: Reference, onProgress?: (p: BlobProgress) => void): Promise<ImageRecord>;
   /** The image a reference or ID (full or short hex prefix) names, or undefined. */
   findImage(nameOrId: string): ImageRecord | undefined;
+  /** Runs `fn`; if it fails, the blobs it stored that no image uses are removed again. */
+  transaction?<T>(fn: () => Promise<T>): Promise<T>;
 }
