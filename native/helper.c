@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/bpf.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
 #include <linux/filter.h>
@@ -53,7 +54,7 @@
 #include "monitor.h"
 
 #define PLAN_MAGIC 0x48545242u
-#define PLAN_VERSION 2u
+#define PLAN_VERSION 3u
 
 enum { FLAG_DETACH = 1, FLAG_KILL_ON_EOF = 2, FLAG_TTY_PROXY = 4, FLAG_RAW_TTY = 8, FLAG_MONITOR = 16 };
 
@@ -66,7 +67,7 @@ enum {
 	OP_NO_NEW_PRIVS = 35, OP_SECCOMP = 36, OP_CLOSE_FDS = 37, OP_CONSOLE = 38, OP_SETSID = 39,
 	OP_OPEN_EXEC_FIFO = 40, OP_EXEC = 41, OP_PDEATHSIG = 42, OP_UMASK = 43, OP_PERSONALITY = 45,
 	OP_MKDIR = 47, OP_LINK_UP = 50, OP_MKFIFO = 51, OP_SETXATTR = 52, OP_WAIT_EXEC_FIFO = 53, OP_RUN_HOOK = 54, OP_NETLINK = 55,
-	OP_MONITOR = 56, OP_MOUNT_SETATTR = 57,
+	OP_MONITOR = 56, OP_MOUNT_SETATTR = 57, OP_CGROUP_DEVICE_FILTER = 58,
 };
 
 /* The control socket: fd 3 unless the controller passes preserved fds there and says where it is. */
@@ -799,6 +800,53 @@ static int do_netlink(const struct op *o, pid_t child)
 	}
 }
 
+/* cgroup v2 device rules: load the plan's BPF_PROG_TYPE_CGROUP_DEVICE program and attach it to the
+ * cgroup dir (BPF_F_ALLOW_MULTI, so programs of parent cgroups still apply). The attachment holds the
+ * program; it goes away when the cgroup is removed. On failure `detail` names the step (and the
+ * verifier's first line for a rejected program). */
+static int do_device_filter(const struct op *o, char *detail, size_t detail_len)
+{
+	uint32_t len = o->nfields > 1 ? o->f[1].len : 0;
+	if (len == 0 || len % 8) { snprintf(detail, detail_len, "BPF_PROG_LOAD"); errno = EINVAL; return -1; }
+	static char log[4096];
+	union bpf_attr a;
+	memset(&a, 0, sizeof a);
+	a.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+	a.insns = (uint64_t)(uintptr_t)o->f[1].data;
+	a.insn_cnt = len / 8;
+	a.license = (uint64_t)(uintptr_t)"Apache";
+	int prog = syscall(SYS_bpf, BPF_PROG_LOAD, &a, sizeof a);
+	if (prog < 0 && (errno == EINVAL || errno == EACCES)) {
+		/* Again with the verifier's log, only to say why. */
+		int saved = errno;
+		log[0] = '\0';
+		a.log_buf = (uint64_t)(uintptr_t)log;
+		a.log_size = sizeof log;
+		a.log_level = 1;
+		if (syscall(SYS_bpf, BPF_PROG_LOAD, &a, sizeof a) >= 0) { errno = EPROTO; return -1; } /* cannot happen */
+		log[sizeof log - 1] = '\0';
+		char *nl = strchr(log, '\n');
+		if (nl) *nl = '\0';
+		snprintf(detail, detail_len, "BPF_PROG_LOAD %s", log);
+		errno = saved;
+		return -1;
+	}
+	if (prog < 0) { snprintf(detail, detail_len, "BPF_PROG_LOAD"); return -1; }
+	int cg = open(s(o, 0), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg < 0) { int e = errno; close(prog); snprintf(detail, detail_len, "open"); errno = e; return -1; }
+	memset(&a, 0, sizeof a);
+	a.target_fd = cg;
+	a.attach_bpf_fd = prog;
+	a.attach_type = BPF_CGROUP_DEVICE;
+	a.attach_flags = BPF_F_ALLOW_MULTI;
+	int rc = syscall(SYS_bpf, BPF_PROG_ATTACH, &a, sizeof a);
+	int e = errno;
+	close(cg);
+	close(prog);
+	if (rc < 0) { snprintf(detail, detail_len, "BPF_PROG_ATTACH"); errno = e; return -1; }
+	return 0;
+}
+
 /* One op that needs no knowledge of the clone: shared by the container child and the no-clone mode. */
 static int run_simple_op(const struct op *o)
 {
@@ -1065,8 +1113,11 @@ int main(int argc, char **argv, char **envp)
 	int has_clone = 0;
 	for (uint32_t k = 0; k < nops; k++) if (ops[k].code == OP_CLONE) has_clone = 1;
 	if (!has_clone) {
-		for (uint32_t k = 0; k < nops; k++)
-			if (run_simple_op(&ops[k]) < 0) { ctl_write("error %u %d\n", k, errno); return 1; }
+		for (uint32_t k = 0; k < nops; k++) {
+			char detail[256] = "";
+			int rc = ops[k].code == OP_CGROUP_DEVICE_FILTER ? do_device_filter(&ops[k], detail, sizeof detail) : run_simple_op(&ops[k]);
+			if (rc < 0) { ctl_write("error %u %d %s\n", k, errno, detail); return 1; }
+		}
 		ctl_write("done\n");
 		return 0;
 	}
@@ -1096,6 +1147,12 @@ int main(int argc, char **argv, char **envp)
 		break;
 	}
 	for (; i < nops && ops[i].code != OP_CLONE; i++) {
+		if (ops[i].code == OP_CGROUP_DEVICE_FILTER) {
+			/* Before the child exists, so nothing runs in the cgroup unfiltered. */
+			char detail[256] = "";
+			if (do_device_filter(&ops[i], detail, sizeof detail) < 0) { ctl_write("error %u %d %s\n", i, errno, detail); return 1; }
+			continue;
+		}
 		if (ops[i].code == OP_MONITOR) {
 			const struct op *o = &ops[i];
 			struct monitor_config mc = { s(o, 0), u(o, 1), u(o, 2), s(o, 3), s(o, 4), u(o, 5) != 0, (plan_flags & FLAG_TTY_PROXY) != 0 };

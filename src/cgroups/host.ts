@@ -101,7 +101,11 @@ export function parseCgroupHost(procSelfCgroup: string, mountinfo: string): Cgro
     if (cgroup2.length > 0) return v2FromMount(cgroup2[0], unifiedLine);
     throw new BerthError("cgroup: no cgroup filesystem is mounted (nothing of type cgroup or cgroup2 in /proc/self/mountinfo); mount one at /sys/fs/cgroup");
   }
-  if (cgroup2.length > 0) return { mode: "hybrid", hierarchies, unifiedMountPoint: cgroup2[0].mountPoint };
+  if (cgroup2.length > 0) {
+    const unified = cgroup2[0];
+    const unifiedOwnPath = unifiedLine ? relativeToRoot(unifiedLine.path, unified.root) : undefined;
+    return { mode: "hybrid", hierarchies, unifiedMountPoint: unified.mountPoint, unifiedMountRoot: unified.root, unifiedOwnPath };
+  }
   return { mode: "v1", hierarchies };
 }
 
@@ -149,6 +153,18 @@ export function probeCgroupHost(host: CgroupHost): CgroupHost {
     ...host,
     hierarchies: host.hierarchies.map((h) => ({ ...h, files: listDir(posix.join(h.mountPoint, h.ownPath)) })),
   };
+}
+
+/**
+ * A hybrid host's cgroup2 (unified) hierarchy described as a v2 host, probed: planning with it puts the
+ * container's cgroup there and nowhere else, so device rules are enforced by the eBPF filter alone.
+ * Not used by default (hybrid hosts are driven through their v1 controllers); it lets the v2 device
+ * path run on a hybrid machine. Undefined when the host is not hybrid or our cgroup2 path is unknown.
+ */
+export function unifiedHost(host: CgroupHost): V2Host | undefined {
+  if (host.mode !== "hybrid" || !host.unifiedMountPoint || host.unifiedOwnPath === undefined) return undefined;
+  const v2: V2Host = { mode: "v2", mountPoint: host.unifiedMountPoint, mountRoot: host.unifiedMountRoot ?? "/", ownPath: host.unifiedOwnPath, controllers: [] };
+  return probeCgroupHost(v2) as V2Host;
 }
 
 let cached: CgroupHost | undefined;

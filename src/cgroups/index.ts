@@ -6,4 +6,5 @@ export * from "./common.js";
 export * from "./v1.js";
 export * from "./v2.js";
 export * from "./plan.js";
+export * from "./device-filter.js";
 export * from "./effects.js";

@@ -5,6 +5,7 @@ import { posix } from "node:path";
 import { BerthError } from "../errors.js";
 import type { DeviceCgroupRule, Resources } from "../oci/spec.js";
 import { cannotApply } from "./common.js";
+import { compileDeviceFilter } from "./device-filter.js";
 import type { CgroupHost, CgroupPlan, CgroupWrite, V1Host, V2Host } from "./types.js";
 import {
   blkioV1Writes,
@@ -241,8 +242,9 @@ function planV2(host: V2Host, resolved: ResolvedCgroupsPath, r: Resources): Cgro
     notes: [],
   };
   if (r.devices) {
-    plan.bpfDeviceRules = r.devices;
-    plan.notes.push("cgroup v2 device rules are enforced by an eBPF program, not by cgroup files; they are in bpfDeviceRules for the caller to attach");
+    // Compiled here only to refuse bad rules before anything is created; the launch compiles again.
+    compileDeviceFilter(r.devices);
+    plan.deviceFilter = { cgroup: leaf, rules: r.devices };
   }
   return plan;
 }

@@ -23,8 +23,11 @@ export interface V1Hierarchy {
 export interface V1Host {
   mode: "v1" | "hybrid";
   hierarchies: V1Hierarchy[];
-  /** Hybrid only: the cgroup2 mount (e.g. /sys/fs/cgroup/unified). Not driven by Berth. */
+  /** Hybrid only: the cgroup2 mount (e.g. /sys/fs/cgroup/unified). Not driven by Berth by default. */
   unifiedMountPoint?: string;
+  /** Hybrid only: that mount's root and our cgroup2 path below it (see unifiedHost in host.ts). */
+  unifiedMountRoot?: string;
+  unifiedOwnPath?: string;
 }
 
 export interface V2Host {
@@ -68,8 +71,11 @@ export interface CgroupPlan {
   paths: Record<string, string>;
   /** The dir stats read first (v1: memory's, v2: the single dir). */
   primaryPath: string;
-  /** v2 device rules: applied by an eBPF program, not by file writes (see createCgroup). */
-  bpfDeviceRules?: DeviceCgroupRule[];
+  /**
+   * v2 device rules: not cgroup files but an eBPF program (src/cgroups/device-filter.ts) that the
+   * helper attaches to `cgroup` before the container's process exists (op "cgroupDeviceFilter").
+   */
+  deviceFilter?: { cgroup: string; rules: DeviceCgroupRule[] };
   /** Human-readable notes about choices made (e.g. systemd-style path mapped to cgroupfs). */
   notes: string[];
 }

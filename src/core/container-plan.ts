@@ -52,7 +52,8 @@ export interface PlanContext {
   /** Absolute host path of the container's root directory (an overlay's merged dir, or the rootfs). */
   rootfs: string;
   /** Filesystems mounted onto `rootfs` first, inside the container's mount namespace (e.g. overlay). */
-  rootfsMounts?: { source: string; fstype: string; data: string; flags?: number }[];
+  /** `cwd`: the helper changes into it before mounting (relative overlay lowerdirs, src/runtime/overlay.ts). */
+  rootfsMounts?: { source: string; fstype: string; data: string; flags?: number; cwd?: string }[];
   /** Directory relative mount sources are resolved against (the bundle). */
   bundle?: string;
   cgroup?: CgroupView;
@@ -68,6 +69,11 @@ export interface PlanContext {
   /** Foreground: the container dies with its helper, and the helper with its controller. */
   dieWithController?: boolean;
   noPivot?: boolean;
+  /**
+   * cgroup v2 device rules compiled to eBPF (src/cgroups/device-filter.ts) and the cgroup dir to attach
+   * the program to; the helper attaches it before clone, so the container never runs unfiltered.
+   */
+  deviceFilter?: { cgroup: string; program: Uint8Array };
   /** Compiled seccomp filter for spec.linux.seccomp, if any. */
   seccomp?: { program: Uint8Array; flags: number };
   /** Extra fds (3 .. 3+N-1) the container keeps (runc --preserve-fds). */
@@ -300,6 +306,8 @@ export function planContainer(spec: Spec, ctx: PlanContext): Plan {
   // -- in the helper, before clone
   if (ctx.monitor) ops.push(monitorOp(ctx, proc));
   if (ctx.execFifo) ops.push({ op: "mkfifo", path: ctx.execFifo, mode: 0o622 });
+  // Before any setns: the cgroup dir is a host path.
+  if (ctx.deviceFilter) ops.push({ op: "cgroupDeviceFilter", cgroup: ctx.deviceFilter.cgroup, program: ctx.deviceFilter.program });
   const nsNames: Record<string, string> = { user: "user", mount: "mnt", pid: "pid", network: "net", ipc: "ipc", uts: "uts", cgroup: "cgroup" };
   for (const j of ns.joins) {
     ops.push({ op: "joinNamespace", path: j.path as string, nstype: NAMESPACE_FLAGS[j.type], name: nsNames[j.type] ?? j.type });
@@ -326,6 +334,7 @@ export function planContainer(spec: Spec, ctx: PlanContext): Plan {
   const rootPropagation = rootfsPropagationFlags(linux.rootfsPropagation);
   ops.push({ op: "mount", source: "", root: "", target: "/", fstype: "", flags: rootPropagation, data: "", create: "none" });
   for (const m of ctx.rootfsMounts ?? []) {
+    if (m.cwd) ops.push({ op: "chdir", path: m.cwd });
     ops.push({ op: "mount", source: m.source, root: "", target: root, fstype: m.fstype, flags: m.flags ?? 0, data: m.data, create: "none" });
   }
   // pivot_root needs the new root to be a mount point.

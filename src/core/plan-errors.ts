@@ -61,6 +61,7 @@ function describeOp(op: Op): string {
     case "mkfifo": return `mkfifo ${op.path}`;
     case "setxattr": return `setxattr ${op.name} on ${inRoot(op.root, op.path)}`;
     case "waitExecFifo": return "wait for start";
+    case "cgroupDeviceFilter": return `attach the device filter (${op.program.length / 8} eBPF instructions) to cgroup ${op.cgroup}`;
     case "mountSetattr": return `mount_setattr ${inRoot(op.root, op.target)} set=0x${op.set.toString(16)} clear=0x${op.clear.toString(16)}`;
     case "runHook": return `hooks.${op.kind}[${op.index}] (${op.path})`;
     case "netlink": return `netlink ${op.what}${op.netns === "@CHILD@" ? " in the container's network namespace" : ""}`;
@@ -94,6 +95,14 @@ export function describeFailure(op: Op | undefined, errno: number, detail: strin
     }
     if (errno === 13) return { message: `exec: ${JSON.stringify(file)}: permission denied`, exitCode: 126, errno, op };
     return { message: `exec: ${JSON.stringify(file)}: ${errnoMessage(errno)}`, exitCode: 126, errno, op };
+  }
+  if (op?.op === "cgroupDeviceFilter") {
+    // detail: the step ("BPF_PROG_LOAD", "open", "BPF_PROG_ATTACH"), then the verifier's first line, if any.
+    const [step, ...why] = detail.split(" ");
+    const call = step === "open" ? `open ${op.cgroup}` : `bpf(${step || "?"})`;
+    let message = `${describeOp(op)}: ${call}: ${errnoMessage(errno)}${why.length ? ` (verifier: ${why.join(" ")})` : ""}`;
+    if (errno === 1 && step.startsWith("BPF_")) message += " (needs CAP_SYS_ADMIN or CAP_BPF, and a kernel with CONFIG_CGROUP_BPF)";
+    return { message, exitCode: 1, errno, op };
   }
   let message = op ? `${describeOp(op)}: ${detail || errnoMessage(errno)}` : `${detail || "helper failure"}: ${errnoMessage(errno)}`;
   if (op?.op === "setrlimit" && errno === 1) {

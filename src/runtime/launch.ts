@@ -2,7 +2,7 @@
 // container.ts) and `berth-oci`: cgroup, seccomp, plan, helper; on any failure everything made is undone.
 
 import { readFileSync, statSync } from "node:fs";
-import { type CgroupPlan, createCgroup, destroyCgroup, planCgroup, readCgroupHost } from "../cgroups/index.js";
+import { type CgroupHost, type CgroupPlan, compileDeviceFilter, createCgroup, destroyCgroup, planCgroup, readCgroupHost } from "../cgroups/index.js";
 import { planContainer, type PlanContext } from "../core/container-plan.js";
 import { deviceCgroupRules } from "../core/defaults.js";
 import type { Op } from "../core/plan.js";
@@ -17,6 +17,11 @@ export interface LaunchOptions {
   rootfs: string;
   rootfsMounts?: PlanContext["rootfsMounts"];
   bundle?: string;
+  /**
+   * The cgroup layout to plan against; default the host's (readCgroupHost). A hybrid host's unified
+   * hierarchy (unifiedHost) runs the cgroup v2 path there, device filter included.
+   */
+  cgroupHost?: CgroupHost;
   /** Leaf name of the container's cgroup under ours (when the spec gives no cgroupsPath). */
   cgroupName: string;
   execFifo?: string;
@@ -69,8 +74,11 @@ const isDirectory = (p: string) => {
 export async function launchContainer(o: LaunchOptions): Promise<LaunchedContainer> {
   const spec = o.spec;
   const resources = { ...spec.linux?.resources, devices: deviceCgroupRules(spec) };
-  const planned = planCgroup(readCgroupHost(), { name: o.cgroupName, cgroupsPath: spec.linux?.cgroupsPath, resources });
+  const planned = planCgroup(o.cgroupHost ?? readCgroupHost(), { name: o.cgroupName, cgroupsPath: spec.linux?.cgroupsPath, resources });
   const seccomp = spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp, { arch: process.arch }) : undefined;
+  const deviceFilter = planned.deviceFilter
+    ? { cgroup: planned.deviceFilter.cgroup, program: compileDeviceFilter(planned.deviceFilter.rules) }
+    : undefined;
   const cgroup = createCgroup(planned);
   o.onCgroup?.(cgroup);
   let run: HelperRun | undefined;
@@ -88,6 +96,7 @@ export async function launchContainer(o: LaunchOptions): Promise<LaunchedContain
       dieWithController: o.dieWithController,
       noPivot: o.noPivot,
       seccomp,
+      deviceFilter,
       preserveFds: o.preserveFds,
       hookState: o.hookState,
       monitor: o.monitor,

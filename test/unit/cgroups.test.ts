@@ -148,6 +148,7 @@ test("this machine: hybrid, memory nested, named hierarchy and unified ignored",
   const host = parseCgroupHost(MACHINE_CGROUP, MACHINE_MOUNTINFO);
   if (host.mode !== "hybrid") return assert.fail(`mode ${host.mode}`);
   assert.equal(host.unifiedMountPoint, "/sys/fs/cgroup/unified");
+  assert.equal(host.unifiedOwnPath, "/");
   const byCtrl = Object.fromEntries(host.hierarchies.map((h) => [h.controllers.join(","), h]));
   assert.deepEqual(Object.keys(byCtrl).sort(), ["blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids"]);
   assert.equal(byCtrl.memory.ownPath, OWN_MEM);
@@ -171,6 +172,7 @@ test("hybrid systemd host", () => {
   if (host.mode !== "hybrid") return assert.fail(`mode ${host.mode}`);
   assert.equal(host.hierarchies.length, 3);
   assert.ok(host.hierarchies.every((h) => h.ownPath === "/system.slice/docker.service"));
+  assert.equal(host.unifiedOwnPath, "/system.slice/docker.service");
 });
 
 test("mount root: our path is taken relative to the mounted subtree", () => {
@@ -474,11 +476,16 @@ test("v2 plan: unavailable controllers and limits are refused", () => {
   throwsBerth(() => planCgroup(host, { name: "c", resources: { unified: { "../x": "1" } } }), /invalid unified key/);
 });
 
-test("v2 plan: device rules are handed over for eBPF, not dropped", () => {
+test("v2 plan: device rules become an eBPF device filter on the leaf, not dropped; bad rules are refused", () => {
   const rules = [{ allow: false, access: "rwm" }, { allow: true, type: "c" as const, major: 1, minor: 3, access: "rwm" }];
   const plan = planCgroup(v2Host(), { name: "c", resources: { devices: rules } });
-  assert.deepEqual(plan.bpfDeviceRules, rules);
-  assert.match(plan.notes.join(), /eBPF/);
+  assert.deepEqual(plan.deviceFilter, { cgroup: plan.primaryPath, rules });
+  assert.equal(planCgroup(v2Host(), { name: "c", resources: {} }).deviceFilter, undefined);
+  throwsBerth(() => planCgroup(v2Host(), { name: "c", resources: { devices: [{ allow: true, access: "rx" }] } }), /devices\[0\]\.access "rx"/);
+  // Hybrid hosts keep the v1 devices controller and no filter.
+  const hybrid = planCgroup(parseCgroupHost(MACHINE_CGROUP, MACHINE_MOUNTINFO), { name: "c", resources: { devices: rules } });
+  assert.equal(hybrid.deviceFilter, undefined);
+  assert.ok(hybrid.writes.some((w) => w.path.endsWith("/devices.deny")));
 });
 
 // ---- effects against a temp dir standing in for /sys/fs/cgroup ----

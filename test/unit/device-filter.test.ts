@@ -2,7 +2,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { BerthError } from "../../src/errors.js";
 import { compileDeviceFilter } from "../../src/cgroups/device-filter.js";
-import type { DeviceCgroupRule } from "../../src/oci/spec.js";
+import { planContainer, type PlanContext } from "../../src/core/container-plan.js";
+import { describeFailure } from "../../src/core/plan-errors.js";
+import { encodePlan, OpCode, type Op } from "../../src/core/plan.js";
+import type { DeviceCgroupRule, Spec } from "../../src/oci/spec.js";
 
 // ---- a tiny assembler for runc's expected disassembly (cilium/ebpf's format) ---------------------
 // Its own opcode table, so the compiler's bytes are checked against an independent encoding.
@@ -373,4 +376,47 @@ test("device filter: invalid rules are refused with the field named", () => {
   bad({ allow: true, access: "rr" }, /access "rr"/);
   bad({ allow: true, type: "c", major: 2 ** 31 }, /major=2147483648/);
   bad({ allow: true, type: "c", minor: 1.5 }, /minor=1.5/);
+});
+
+// ---- the plan op ----
+
+test("device filter op: before clone and before any setns, encoded as (cgroup dir, program)", () => {
+  const program = compileDeviceFilter([{ allow: false, access: "rwm" }, { allow: true, type: "c", major: 1, minor: 5, access: "rwm" }]);
+  const ctx: PlanContext = {
+    rootfs: "/r",
+    host: { lastCap: 40 },
+    isDirectory: () => true,
+    cgroup: { procsFiles: ["/sys/fs/cgroup/c1/cgroup.procs"], mounts: [{ source: "/sys/fs/cgroup/c1", destination: "/sys/fs/cgroup" }] },
+    deviceFilter: { cgroup: "/sys/fs/cgroup/c1", program },
+    execFifo: "/run/x/exec.fifo",
+  };
+  const spec: Spec = {
+    ociVersion: "1.0.2",
+    process: { args: ["true"], cwd: "/", user: { uid: 0, gid: 0 } },
+    root: { path: "/r" },
+    linux: { namespaces: [{ type: "mount" }, { type: "network", path: "/proc/1/ns/net" }] },
+  };
+  const plan = planContainer(spec, ctx);
+  const kinds = plan.ops.map((o) => o.op);
+  const at = kinds.indexOf("cgroupDeviceFilter");
+  assert.ok(at >= 0, "the op is planned");
+  assert.ok(at < kinds.indexOf("joinNamespace") && at < kinds.indexOf("clone"));
+  assert.equal(planContainer(spec, { ...ctx, deviceFilter: undefined }).ops.some((o) => o.op === "cgroupDeviceFilter"), false);
+
+  const buf = encodePlan({ flags: 0, ops: [plan.ops[at]] });
+  assert.deepEqual([buf.readUInt32LE(20), buf.readUInt32LE(24)], [OpCode.CgroupDeviceFilter, 2]);
+  const dirLen = buf.readUInt32LE(28);
+  assert.equal(buf.subarray(32, 32 + dirLen).toString("latin1"), "/sys/fs/cgroup/c1\0");
+  const progLen = buf.readUInt32LE(32 + dirLen);
+  assert.deepEqual(new Uint8Array(buf.subarray(36 + dirLen, 36 + dirLen + progLen)), program);
+});
+
+test("device filter op: failures name the bpf step", () => {
+  const op: Op = { op: "cgroupDeviceFilter", cgroup: "/sys/fs/cgroup/c1", program: new Uint8Array(16) };
+  assert.equal(
+    describeFailure(op, 1, "BPF_PROG_ATTACH").message,
+    "attach the device filter (2 eBPF instructions) to cgroup /sys/fs/cgroup/c1: bpf(BPF_PROG_ATTACH): operation not permitted (needs CAP_SYS_ADMIN or CAP_BPF, and a kernel with CONFIG_CGROUP_BPF)",
+  );
+  assert.match(describeFailure(op, 13, "BPF_PROG_LOAD R0 !read_ok").message, /bpf\(BPF_PROG_LOAD\): permission denied \(verifier: R0 !read_ok\)/);
+  assert.match(describeFailure(op, 2, "open").message, /open \/sys\/fs\/cgroup\/c1: no such file or directory/);
 });
