@@ -12,6 +12,7 @@ import { buildRunSpec, mergeEnvEntries, runResources, type RunOptions } from "..
 import type { Mount, Process, Resources, Spec } from "../oci/spec.js";
 import { readHostFacts } from "../runtime/host-facts.js";
 import { processStartTime } from "../runtime/launch.js";
+import { overlayMount } from "../runtime/overlay.js";
 import { resolveUser } from "../core/users.js";
 import { DEFAULT_PATH } from "../core/defaults.js";
 import { EventBus } from "./events.js";
@@ -1395,7 +1396,8 @@ export class Engine {
       const work = join(dir, "work");
       rmSync(work, { recursive: true, force: true });
       mkdirSync(work);
-      const res = await runCapture("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${r.berth.lowerDirs.join(":")},upperdir=${join(dir, "upper")},workdir=${work}`, mnt]);
+      const m = overlayMount(r.berth.lowerDirs, join(dir, "upper"), work, join(dir, "lower"));
+      const res = await runCapture("mount", ["-t", "overlay", "overlay", "-o", m.data, mnt], undefined, m.cwd);
       if (res.code !== 0) throw new EngineError(500, `cannot mount the container's filesystem: ${res.stderr.trim()}`);
       try {
         return await fn(mnt);
@@ -1526,9 +1528,9 @@ export function umount(path: string): void {
   spawn("umount", ["-l", path], { stdio: "ignore" }).on("error", () => {});
 }
 
-export function runCapture(cmd: string, args: string[], input?: Buffer): Promise<{ code: number; stdout: string; stderr: string }> {
+export function runCapture(cmd: string, args: string[], input?: Buffer, cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(cmd, args, { stdio: [input ? "pipe" : "ignore", "pipe", "pipe"] });
+    const p = spawn(cmd, args, { stdio: [input ? "pipe" : "ignore", "pipe", "pipe"], cwd });
     let stdout = "";
     let stderr = "";
     p.stdout?.on("data", (d: Buffer) => { stdout += d.toString(); });

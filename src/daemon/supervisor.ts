@@ -4,6 +4,7 @@
 // logs outlive the daemon. The engine only sees `ContainerProcess`.
 
 import { constants as fsConstants, closeSync, openSync, readSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import type { CgroupPlan } from "../cgroups/index.js";
 import { planExec } from "../core/container-plan.js";
@@ -12,6 +13,7 @@ import { compileSeccomp } from "../seccomp/index.js";
 import { type ExitStatus, startHelper } from "../runtime/helper.js";
 import { readHostFacts } from "../runtime/host-facts.js";
 import { launchContainer, processStartTime } from "../runtime/launch.js";
+import { overlayMount } from "../runtime/overlay.js";
 import type { Op } from "../core/plan.js";
 import { type AttachChunk, attach as attachMonitor, type MonitorAttach, monitorAlive, readExitFile } from "../runtime/monitor.js";
 import { EventEmitter } from "node:events";
@@ -148,7 +150,8 @@ export async function createProcess(o: CreateProcessOptions): Promise<ContainerP
   const launched = await launchContainer({
     spec: o.spec,
     rootfs: o.rootfs,
-    rootfsMounts: [{ source: "overlay", fstype: "overlay", data: `lowerdir=${o.lowerDirs.join(":")},upperdir=${o.upper},workdir=${o.work}` }],
+    // Beside upper/ and work/: the short lower-dir links, when the image has too many layers for absolute paths.
+    rootfsMounts: [overlayMount(o.lowerDirs, o.upper, o.work, join(dirname(o.upper), "lower"))],
     cgroupName: `berth-${o.id.slice(0, 12)}`,
     execFifo: o.execFifo,
     console: tty ? { mode: "proxy", rawHostTerminal: false } : undefined,

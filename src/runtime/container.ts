@@ -12,6 +12,7 @@ import type { Op } from "../core/plan.js";
 import type { Spec } from "../oci/spec.js";
 import { type ExitStatus, type HelperRun, type StdioEntry } from "./helper.js";
 import { launchContainer, processStartTime } from "./launch.js";
+import { type OverlayMount, overlayMount } from "./overlay.js";
 
 export const DEFAULT_STATE_ROOT = "/run/berth";
 
@@ -202,7 +203,7 @@ export async function startContainer(options: StartOptions): Promise<Container> 
   try {
     writeState(dir, state);
     let rootfs = lower;
-    let rootfsMounts: { source: string; fstype: string; data: string }[] = [];
+    let rootfsMounts: OverlayMount[] = [];
     // Also with --read-only: mount points and -w dirs are made in the throwaway upper layer, never in
     // the image; the root is remounted read-only after pivot_root.
     const overlay = (options.rootfsMode ?? "overlay") === "overlay";
@@ -215,8 +216,7 @@ export async function startContainer(options: StartOptions): Promise<Container> 
       const rootMap = spec.linux?.uidMappings?.find((m) => m.containerID === 0);
       const rootGid = spec.linux?.gidMappings?.find((m) => m.containerID === 0);
       if (rootMap) for (const d of [upper, work]) chownSync(d, rootMap.hostID, rootGid?.hostID ?? rootMap.hostID);
-      const lowerdir = options.lowerDirs?.length ? options.lowerDirs.join(":") : lower;
-      rootfsMounts = [{ source: "overlay", fstype: "overlay", data: `lowerdir=${lowerdir},upperdir=${upper},workdir=${work}` }];
+      rootfsMounts = [overlayMount(options.lowerDirs?.length ? options.lowerDirs : [lower], upper, work, join(dir, "lower"))];
     }
     const launched = await launchContainer({
       spec,
