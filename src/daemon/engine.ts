@@ -36,6 +36,7 @@ import {
   portSpecsFromDocker,
   prepareContainerNetwork,
   releaseContainerNetwork,
+  restorePortProxies,
   sweepNetworks,
 } from "../network/index.js";
 
@@ -320,6 +321,8 @@ export class Engine {
       // Still running (the daemon was away): adopt it; its monitor kept logging meanwhile.
       const proc = await adoptProcess(b.pid as number, b.cgroup, b.pidStart as string, processStartTime, monitor);
       this.#attachLive(r, proc, Date.parse(r.State.StartedAt) || Date.now());
+      // Its IPv6 published ports: the userland proxy lives in the daemon, so it starts again here.
+      await restorePortProxies(this.net, r.Id).catch((err: Error) => this.#log(`port proxy of ${r.Id.slice(0, 12)}: ${err.message}`));
       this.#health.start(r);
       return;
     }

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Op } from "../core/plan.js";
-import { BerthError } from "../errors.js";
+import { BerthError, errnoName } from "../errors.js";
 import { ownerAlive } from "../images/lock.js";
 import { runFilesystemOps } from "../runtime/helper.js";
 import { hostsFile, type HostsEntry, parseResolvConf, resolvConf } from "./etc-files.js";
@@ -21,7 +21,8 @@ import {
 } from "./ipam.js";
 import { delLink, ERRNO, linkUp, newAddress, newBridge, newDefaultRoute, netlinkOp, newVethIntoNetns } from "./netlink.js";
 import { portElementsText, renderRuleset } from "./nft.js";
-import { conflicts, dockerPorts, type PortSpec } from "./ports.js";
+import { conflicts, dockerPorts, formatHost, isIpv6Host, type PortSpec, proxyAddress } from "./ports.js";
+import { type PortProxy, startProxy } from "./proxy.js";
 import { readState, updateState } from "./store.js";
 import type { EndpointRecord, NetworkRecord, NetworkState, PortBinding } from "./types.js";
 
@@ -222,6 +223,7 @@ export async function sweepNetworks(ctx: NetworkContext, options: { reconcile?: 
     for (const ep of Object.values(state.endpoints)) {
       if (ownerAlive(ep.owner)) continue;
       released.push(ep.id);
+      stopProxies(ep.id);
       ports ||= ep.ports.length > 0;
       delete state.endpoints[ep.id];
       rmSync(containerFilesDir(ctx, ep.containerId), { recursive: true, force: true });
@@ -315,7 +317,11 @@ export async function createNetwork(ctx: NetworkContext, o: CreateNetworkOptions
 }
 
 async function teardownNetwork(ctx: NetworkContext, state: NetworkState, net: NetworkRecord): Promise<void> {
-  for (const ep of Object.values(state.endpoints)) if (ep.networkId === net.id) delete state.endpoints[ep.id];
+  for (const ep of Object.values(state.endpoints)) {
+    if (ep.networkId !== net.id) continue;
+    delete state.endpoints[ep.id];
+    stopProxies(ep.id);
+  }
   delete state.networks[net.id];
   stopDns(ctx, net);
   await applyFirewall(ctx, state);
@@ -475,9 +481,10 @@ export function containerPorts(ctx: NetworkContext, containerRef: string): PortB
 // ---- ports -------------------------------------------------------------------------------------------
 
 function probe(proto: "tcp" | "udp", ip: string, port: number): Promise<number> {
+  const v6 = isIpv6Host(ip);
   return new Promise((resolve, reject) => {
     const fail = (err: NodeJS.ErrnoException) => {
-      const where = `${ip || "0.0.0.0"}:${port}/${proto}`;
+      const where = `${formatHost(ip)}:${port}/${proto}`;
       reject(new BerthError(err.code === "EADDRINUSE"
         ? `cannot publish port ${where}: address already in use (another program on the host listens there)`
         : `cannot publish port ${where}: ${err.message}`));
@@ -485,12 +492,12 @@ function probe(proto: "tcp" | "udp", ip: string, port: number): Promise<number> 
     if (proto === "tcp") {
       const srv = createServer();
       srv.once("error", fail);
-      srv.listen({ port, host: ip || "0.0.0.0", exclusive: true }, () => {
+      srv.listen({ port, host: ip || "0.0.0.0", exclusive: true, ipv6Only: v6 }, () => {
         const got = (srv.address() as { port: number }).port;
         srv.close(() => resolve(got));
       });
     } else {
-      const s = createSocket("udp4");
+      const s = createSocket(v6 ? { type: "udp6", ipv6Only: true } : { type: "udp4" });
       s.once("error", fail);
       s.bind({ port, address: ip || "0.0.0.0", exclusive: true }, () => {
         const got = s.address().port;
@@ -510,7 +517,7 @@ async function reservePorts(state: NetworkState, wanted: PortSpec[]): Promise<Po
       const clash = [...taken, ...out].find((t) => conflicts(t, candidate));
       if (clash) {
         if (w.hostPort !== 0 || attempt > 20) {
-          throw new BerthError(`cannot publish port ${w.hostIp || "0.0.0.0"}:${hostPort}/${w.proto}: port is already allocated (by another container)`);
+          throw new BerthError(`cannot publish port ${formatHost(w.hostIp)}:${hostPort}/${w.proto}: port is already allocated (by another container)`);
         }
       } else {
         hostPort = await probe(w.proto, w.hostIp, hostPort);
@@ -521,6 +528,53 @@ async function reservePorts(state: NetworkState, wanted: PortSpec[]): Promise<Po
     out.push({ proto: w.proto, hostIp: w.hostIp, hostPort, containerPort: w.containerPort });
   }
   return out;
+}
+
+// ---- the userland proxy (proxy.ts) ------------------------------------------------------------------
+
+/** This process's proxies, by endpoint id: they live as long as the publication in this process. */
+const proxies = new Map<string, { containerId: string; list: PortProxy[] }>();
+
+function stopProxies(endpointId: string): void {
+  const p = proxies.get(endpointId);
+  if (!p) return;
+  proxies.delete(endpointId);
+  for (const x of p.list) x.close();
+}
+
+function stopContainerProxies(containerId: string): void {
+  for (const [id, p] of [...proxies]) if (p.containerId === containerId) stopProxies(id);
+}
+
+/** Listens for the endpoint's bindings the kernel path cannot serve (IPv6). */
+async function startProxies(ep: EndpointRecord): Promise<void> {
+  if (proxies.has(ep.id)) return;
+  const entry = { containerId: ep.containerId, list: [] as PortProxy[] };
+  proxies.set(ep.id, entry);
+  for (const b of ep.ports) {
+    const host = proxyAddress(b);
+    if (!host) continue;
+    try {
+      entry.list.push(await startProxy({ proto: b.proto, host, port: b.hostPort, targetIp: ep.ip, targetPort: b.containerPort }));
+    } catch (err) {
+      // A port on every address has an IPv6 side only where the host has IPv6.
+      const code = errnoName((err as Error).cause);
+      if (b.hostIp === "" && (code === "EAFNOSUPPORT" || code === "EADDRNOTAVAIL")) continue;
+      stopProxies(ep.id);
+      throw err;
+    }
+  }
+}
+
+/**
+ * For an engine that restarted while its containers ran: listens again for their IPv6 bindings (the
+ * proxies died with the previous engine process; the kernel's IPv4 path stayed).
+ */
+export async function restorePortProxies(ctx: NetworkContext, containerId: string): Promise<void> {
+  const state = readState(ctx.dataRoot);
+  for (const ep of Object.values(state.endpoints)) {
+    if (ep.containerId === containerId && ep.ports.some((b) => proxyAddress(b)) && ownerAlive(ep.owner)) await startProxies(ep);
+  }
 }
 
 // ---- containers ---------------------------------------------------------------------------------
@@ -659,6 +713,7 @@ export async function prepareContainerNetwork(ctx: NetworkContext, req: Containe
   const release = async () => {
     if (released) return;
     released = true;
+    stopProxies(ep.id);
     await updateState(ctx.dataRoot, async (state) => {
       delete state.endpoints[ep.id];
       await applyPorts(ctx, state, ep, "delete");
@@ -666,6 +721,7 @@ export async function prepareContainerNetwork(ctx: NetworkContext, req: Containe
     rmSync(containerFilesDir(ctx, req.containerId), { recursive: true, force: true });
   };
   try {
+    await startProxies(ep);
     const dir = containerFilesDir(ctx, req.containerId);
     mkdirSync(dir, { recursive: true, mode: 0o711 });
     const host = parseResolvConf(readHostResolvConf());
@@ -714,6 +770,7 @@ export async function prepareContainerNetwork(ctx: NetworkContext, req: Containe
  * that no longer holds the ContainerNetwork object (e.g. after a restart), at `rm`.
  */
 export async function releaseContainerNetwork(ctx: NetworkContext, containerId: string): Promise<void> {
+  stopContainerProxies(containerId);
   await updateState(ctx.dataRoot, async (state) => {
     for (const ep of Object.values(state.endpoints)) {
       if (ep.containerId !== containerId) continue;
@@ -779,6 +836,7 @@ export async function disconnectContainer(ctx: NetworkContext, ref: string, cont
       await runFilesystemOps([netlinkOp(delLink(ep.hostVeth), { netns: "", ignoreErrno: ERRNO.ENODEV, what: `delete ${ep.hostVeth}` })]);
     }
     delete state.endpoints[ep.id];
+    stopProxies(ep.id);
     if (ep.ports.length) await applyFirewall(ctx, state);
   });
 }

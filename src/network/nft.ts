@@ -6,12 +6,14 @@
 //    prerouting (from outside and from containers: hairpin) and output (from the host itself,
 //    127.0.0.1 included: the bridge has route_localnet, and such traffic is masqueraded);
 //  - masquerade for traffic from non-internal networks leaving through a non-Berth interface, and for
-//    hairpin traffic (a container reaching a published port on its own bridge);
+//    hairpin traffic (a container reaching a published port on its own bridge); IPv6 host addresses are
+//    not here: the userland proxy (proxy.ts) serves them;
 //  - isolation: traffic from one Berth bridge to another is dropped (unless it was published-port DNAT);
 //    internal networks reach nothing outside their bridge; from outside, a bridge accepts only replies
 //    and published ports.
 
 import { formatCidr, parseCidr } from "./ipam.js";
+import { servedByKernel } from "./ports.js";
 import type { NetworkState } from "./types.js";
 
 export const NFT_TABLE = "berth";
@@ -39,7 +41,7 @@ export function renderRuleset(state: NetworkState, table = NFT_TABLE): string {
   const udp: string[] = [];
   for (const ep of Object.values(state.endpoints).sort((a, b) => a.id.localeCompare(b.id))) {
     if (!byNet.has(ep.networkId)) continue;
-    for (const p of ep.ports) (p.proto === "tcp" ? tcp : udp).push(element(p.hostIp, p.hostPort, ep.ip, p.containerPort));
+    for (const p of ep.ports.filter(servedByKernel)) (p.proto === "tcp" ? tcp : udp).push(element(p.hostIp, p.hostPort, ep.ip, p.containerPort));
   }
   const bridges = networks.map((n) => q(n.bridge));
   const masq = networks.filter((n) => !n.internal).map((n) => formatCidr(parseCidr(n.subnet)));
@@ -102,7 +104,7 @@ export function renderRuleset(state: NetworkState, table = NFT_TABLE): string {
 export function portElementsText(table: string, ep: { ip: string; ports: { proto: "tcp" | "udp"; hostIp: string; hostPort: number; containerPort: number }[] }, op: "add" | "delete"): string {
   const lines: string[] = [];
   for (const proto of ["tcp", "udp"] as const) {
-    const list = ep.ports.filter((p) => p.proto === proto);
+    const list = ep.ports.filter((p) => p.proto === proto && servedByKernel(p));
     if (!list.length) continue;
     const elems = list.map((p) => (op === "add" ? element(p.hostIp, p.hostPort, ep.ip, p.containerPort) : `${p.hostIp || "0.0.0.0/0"} . ${p.hostPort}`));
     lines.push(`${op} element ip ${table} pub_${proto} { ${elems.join(", ")} }`);

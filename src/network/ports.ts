@@ -1,5 +1,6 @@
 // docker's -p / --expose syntax, pure: "[ip:][hostPort:]containerPort[/proto]" with ranges.
 
+import { isIPv6 } from "node:net";
 import { BerthError } from "../errors.js";
 import { isIpv4 } from "./ipam.js";
 import type { PortBinding } from "./types.js";
@@ -35,14 +36,21 @@ export function parsePublish(spec: string): PortSpec[] {
   let rest = body;
   const bracket = /^\[([^\]]*)\]:(.*)$/.exec(body);
   if (bracket) {
-    throw new BerthError(`invalid -p ${spec}: IPv6 host addresses are not supported`);
+    // [v6addr]:hostPort:containerPort, served by the userland proxy (proxy.ts).
+    hostIp = bracket[1];
+    if (!isIPv6(hostIp)) throw new BerthError(`invalid host address "[${hostIp}]" in -p ${spec}: expected an IPv6 address such as [::1]`);
+    hostIp = normalizeIpv6(hostIp);
+    rest = bracket[2];
+    if (rest.split(":").length !== 2) throw new BerthError(`invalid -p ${spec}: expected [ipv6]:[hostPort]:containerPort[/tcp|udp]`);
   }
   const parts = rest.split(":");
-  if (parts.length === 3) {
+  if (bracket) {
+    // the address was taken above
+  } else if (parts.length === 3) {
     hostIp = parts[0];
     rest = `${parts[1]}:${parts[2]}`;
     if (hostIp === "0.0.0.0") hostIp = "";
-    else if (hostIp !== "" && !isIpv4(hostIp)) throw new BerthError(`invalid host address "${hostIp}" in -p ${spec}: expected an IPv4 address`);
+    else if (hostIp !== "" && !isIpv4(hostIp)) throw new BerthError(`invalid host address "${hostIp}" in -p ${spec}: expected an IPv4 address, or an IPv6 one in brackets`);
   } else if (parts.length > 3) {
     throw new BerthError(`invalid -p ${spec}: expected [ip:][hostPort:]containerPort[/tcp|udp]`);
   }
@@ -84,10 +92,35 @@ export function publishAll(exposed: string[]): PortSpec[] {
   });
 }
 
+/** "0:0::1" -> "::1": one spelling per address, so equal addresses compare equal. */
+function normalizeIpv6(ip: string): string {
+  return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+}
+
+/** An IPv6 host address ("::" is every IPv6 address). */
+export const isIpv6Host = (ip: string) => ip.includes(":");
+
 /** Two bindings that cannot both hold: same protocol and port, overlapping host addresses. */
 export function conflicts(a: PortBinding | PortSpec, b: PortBinding | PortSpec): boolean {
-  return a.proto === b.proto && a.hostPort === b.hostPort && a.hostPort !== 0 && (a.hostIp === "" || b.hostIp === "" || a.hostIp === b.hostIp);
+  if (a.proto !== b.proto || a.hostPort !== b.hostPort || a.hostPort === 0) return false;
+  if (a.hostIp === "" || b.hostIp === "" || a.hostIp === b.hostIp) return true;
+  return (a.hostIp === "::" && isIpv6Host(b.hostIp)) || (b.hostIp === "::" && isIpv6Host(a.hostIp));
 }
+
+/** Whether the kernel path (nftables DNAT, IPv4) serves a binding: every address, or an IPv4 one. */
+export const servedByKernel = (b: PortBinding | PortSpec) => !isIpv6Host(b.hostIp);
+
+/**
+ * Where the userland proxy listens for a binding, if anywhere: its IPv6 address, or for a binding on
+ * every address its IPv6 side ("::", which answers on ::1 too, as docker-proxy does).
+ */
+export function proxyAddress(b: PortBinding | PortSpec): string | undefined {
+  if (b.hostIp === "") return "::";
+  return isIpv6Host(b.hostIp) ? b.hostIp : undefined;
+}
+
+/** A host address as docker prints it: 0.0.0.0 for every address, IPv6 in brackets. */
+export const formatHost = (ip: string) => (isIpv6Host(ip) ? `[${ip}]` : ip || "0.0.0.0");
 
 /** docker's NetworkSettings.Ports: {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}. */
 export function dockerPorts(bindings: PortBinding[], exposed: string[] = []): Record<string, { HostIp: string; HostPort: string }[] | null> {
@@ -109,7 +142,7 @@ export function portLines(bindings: PortBinding[], filter?: string): string[] {
     const [port, proto] = filter.split("/");
     list = list.filter((b) => String(b.containerPort) === port && (!proto || proto === b.proto));
   }
-  return list.map((b) => `${b.containerPort}/${b.proto} -> ${b.hostIp || "0.0.0.0"}:${b.hostPort}`);
+  return list.map((b) => `${b.containerPort}/${b.proto} -> ${formatHost(b.hostIp)}:${b.hostPort}`);
 }
 
 /** docker's HostConfig.PortBindings ({"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}) -> PortSpecs. */
@@ -118,7 +151,8 @@ export function portSpecsFromDocker(bindings: Record<string, { HostIp?: string; 
   for (const [key, list] of Object.entries(bindings ?? {})) {
     const [port, proto] = key.split("/");
     for (const b of list ?? [{}]) {
-      const host = b.HostPort ? `${b.HostIp ? `${b.HostIp}:` : ""}${b.HostPort}:` : b.HostIp ? `${b.HostIp}::` : "";
+      const ip = b.HostIp && isIpv6Host(b.HostIp) ? `[${b.HostIp}]` : b.HostIp;
+      const host = b.HostPort ? `${ip ? `${ip}:` : ""}${b.HostPort}:` : ip ? `${ip}::` : "";
       out.push(...parsePublish(`${host}${port}/${proto ?? "tcp"}`));
     }
   }

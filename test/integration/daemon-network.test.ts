@@ -1,4 +1,5 @@
-// The engine with networking, driven by the docker CLI: published ports reachable on 127.0.0.1, user
+// The engine with networking, driven by the docker CLI: the default bridge, published ports reachable on
+// 127.0.0.1 and (through the daemon's userland proxy) on ::1, user
 // networks whose containers find each other by name, the docker network endpoints, and nothing left
 // (links, nft table) once containers and networks are gone. Only loopback and addresses inside the
 // namespaces these tests create are contacted.
@@ -28,9 +29,20 @@ function freePort(): Promise<number> {
   });
 }
 
-function fetchLocal(port: number, path: string): Promise<string> {
+function freePort6(): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = get({ host: "127.0.0.1", port, path, timeout: 3000 }, (res) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen({ port: 0, host: "::1", ipv6Only: true }, () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function fetchLocal(port: number, path: string, host = "127.0.0.1"): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = get({ host, port, path, timeout: 3000 }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (c: string) => { body += c; });
@@ -122,6 +134,39 @@ describe("berth daemon networking via the docker CLI", { skip, concurrency: fals
     assert.equal(d.docker(["inspect", "-f", "{{.State.Running}}", "web2"]).stdout.trim(), "true");
     assert.equal(d.docker(["rm", "-f", "web2"]).code, 0);
     await assert.rejects(fetchLocal(port, "/index.html"));
+  });
+
+  test("-p [::1]:PORT is served by the daemon's userland proxy: reachable on ::1, back after a daemon restart, gone after rm; a port in use there is refused by name", async () => {
+    const port = await freePort6();
+    const run = d.docker(["run", "-d", "--name", "web6", "-p", `[::1]:${port}:8080`, "netbox:1",
+      "sh", "-c", "echo hello-over-v6 > /index.html; httpd -f -p 8080 -h /"]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(d.docker(["port", "web6", "8080"]).stdout.trim(), `[::1]:${port}`);
+    let body = "";
+    await waitFor("[::1] to answer through the proxy", async () => {
+      body = await fetchLocal(port, "/index.html", "::1").catch(() => "");
+      return body.length > 0;
+    });
+    assert.equal(body.trim(), "hello-over-v6");
+    // The proxy lives in the daemon: a restarted daemon listens again for the container it adopts.
+    await d.kill9();
+    await d.start();
+    assert.equal((await fetchLocal(port, "/index.html", "::1")).trim(), "hello-over-v6", "reachable after the restart");
+    // A second container cannot take the same address and port.
+    const dup = d.docker(["run", "-d", "--name", "dup6", "-p", `[::1]:${port}:8080`, "netbox:1", "sleep", "100"]);
+    assert.notEqual(dup.code, 0);
+    assert.match(dup.stderr, new RegExp(`cannot publish port \\[::1\\]:${port}/tcp: port is already allocated`));
+    assert.equal(d.docker(["rm", "-f", "dup6"]).code, 0);
+    assert.equal(d.docker(["rm", "-f", "web6"]).code, 0);
+    await assert.rejects(fetchLocal(port, "/index.html", "::1"));
+    // A host program on [::1]:PORT: a clear error naming it.
+    const holder = createServer().listen({ port, host: "::1", ipv6Only: true });
+    await new Promise((res) => holder.once("listening", res));
+    const busy = d.docker(["run", "-d", "--name", "busy6", "-p", `[::1]:${port}:8080`, "netbox:1", "sleep", "100"]);
+    holder.close();
+    assert.notEqual(busy.code, 0);
+    assert.match(busy.stderr, new RegExp(`cannot publish port \\[::1\\]:${port}/tcp: address already in use`));
+    assert.equal(d.docker(["rm", "-f", "busy6"]).code, 0);
   });
 
   test("containers on a user network reach each other by name; networks are listed, inspected and removed", () => {

@@ -1,5 +1,6 @@
 // Networking end to end through `berth run` and `berth network`: bridges, user networks with DNS and
-// isolation, published TCP/UDP ports on 127.0.0.1, -P, container: sharing, conflicts, crash cleanup.
+// isolation, published TCP/UDP ports on 127.0.0.1 and (userland proxy) on ::1, -P, container: sharing,
+// conflicts, crash cleanup.
 // Traffic goes only to 127.0.0.1 and to addresses inside namespaces these tests (Berth) create. Uses a
 // private data root, so this suite has its own bridge and nftables table, and removes both at the end.
 // Needs root, busybox-static (/bin/busybox) and nft; skipped otherwise.
@@ -110,6 +111,22 @@ async function waitAsync<T>(what: string, probe: () => Promise<T | undefined>, t
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const srv = createServer().listen(0, "127.0.0.1", () => {
+      const p = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(p));
+    });
+  });
+}
+
+/** A port free on ::1 (and, being picked by the kernel there, most likely free elsewhere too). */
+function freePort6(proto: "tcp" | "udp" = "tcp"): Promise<number> {
+  if (proto === "udp") {
+    return new Promise((resolve) => {
+      const s = createSocket({ type: "udp6", ipv6Only: true });
+      s.bind(0, "::1", () => { const p = s.address().port; s.close(() => resolve(p)); });
+    });
+  }
+  return new Promise((resolve) => {
+    const srv = createServer().listen({ port: 0, host: "::1", ipv6Only: true }, () => {
       const p = (srv.address() as { port: number }).port;
       srv.close(() => resolve(p));
     });
@@ -282,6 +299,40 @@ describe("networking", { skip, concurrency: false }, () => {
     await stop(srv);
   });
 
+  test("IPv6 host addresses: the userland proxy serves [::1] for TCP and UDP, and the IPv6 side of a port on every address", async () => {
+    const tcpPort = await freePort6();
+    const udpPort = await freePort6("udp");
+    const allPort = await freePort();
+    const web = background(httpd("--name", "pub6", "-p", `[::1]:${tcpPort}:80`, "-p", `${allPort}:80`));
+    running.push(web);
+    await waitEndpoint("pub6", web);
+    // Until the server in the container listens, the proxy accepts and closes: an empty answer.
+    const body = await waitAsync("[::1] TCP through the proxy", async () => {
+      try { return (await httpGet(tcpPort, "::1")) || undefined; } catch { return undefined; }
+    });
+    assert.match(body, /hello-from-berth/);
+    assert.match(await httpGet(allPort, "::1"), /hello-from-berth/, "a port on every address also answers on ::1");
+    assert.match(await httpGet(allPort, "127.0.0.1"), /hello-from-berth/, "and on 127.0.0.1 (the kernel path)");
+    const r = berth(["port", "pub6", "80"]);
+    assert.match(r.stdout, new RegExp(`^80/tcp -> \\[::1\\]:${tcpPort}$`, "m"), show(r));
+    assert.doesNotMatch(nftTable(), new RegExp(`\\. ${tcpPort} :`), "an IPv6 binding has no kernel rule");
+    const udp = background(["run", "--name", "udp6", "-p", `[::1]:${udpPort}:9999/udp`, "--rootfs", rootfs, "/bin/udp-echo", "9999"]);
+    running.push(udp);
+    await waitEndpoint("udp6", udp);
+    const reply = await waitAsync("the echo over [::1]", () => new Promise<string | undefined>((resolve) => {
+      const sock = createSocket("udp6");
+      const t = setTimeout(() => { sock.close(); resolve(undefined); }, 500);
+      sock.on("message", (m) => { clearTimeout(t); sock.close(); resolve(m.toString()); });
+      sock.send("ping-udp6", udpPort, "::1");
+    }));
+    assert.equal(reply, "ping-udp6");
+    await stop(web);
+    await stop(udp);
+    // The proxy went with the publication.
+    await assert.rejects(httpGet(tcpPort, "::1"));
+    await assert.rejects(httpGet(allPort, "::1"));
+  });
+
   test("-P publishes exposed ports on free host ports", async () => {
     const web = background(httpd("--network", "bridge", "--name", "pall", "--expose", "80", "-P"));
     running.push(web);
@@ -324,6 +375,14 @@ describe("networking", { skip, concurrency: false }, () => {
     srv.close();
     assert.equal(r.code, 125, show(r));
     assert.match(r.stderr, new RegExp(`cannot publish port 0\\.0\\.0\\.0:${port}/tcp: address already in use`));
+    // The same on ::1, where the proxy would listen.
+    const port6 = await freePort6();
+    const srv6 = createServer().listen({ port: port6, host: "::1", ipv6Only: true });
+    await new Promise((res) => srv6.once("listening", res));
+    r = berth(["run", "-p", `[::1]:${port6}:80`, "--rootfs", rootfs, "/bin/true"]);
+    srv6.close();
+    assert.equal(r.code, 125, show(r));
+    assert.match(r.stderr, new RegExp(`^berth: cannot publish port \\[::1\\]:${port6}/tcp: address already in use`));
     assert.deepEqual(Object.keys(state().endpoints), []);
   });
 

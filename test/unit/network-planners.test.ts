@@ -5,8 +5,8 @@ import { BerthError } from "../../src/errors.js";
 import {
   allocate, broadcast, checkRequested, chooseSubnet, defaultGateway, defaultPool, formatCidr, intToIp, ipToInt, macFor, overlaps, parseCidr,
 } from "../../src/network/ipam.js";
-import { conflicts, dockerPorts, parseExpose, parsePublish, portLines, portSpecsFromDocker, publishAll } from "../../src/network/ports.js";
-import { renderRuleset } from "../../src/network/nft.js";
+import { conflicts, dockerPorts, parseExpose, parsePublish, portLines, portSpecsFromDocker, proxyAddress, publishAll } from "../../src/network/ports.js";
+import { portElementsText, renderRuleset } from "../../src/network/nft.js";
 import { hostsFile, parseAddHost, parseResolvConf, resolvConf } from "../../src/network/etc-files.js";
 import { delLink, linkUp, netlinkOp, newAddress, newBridge, newDefaultRoute, newVethIntoNetns } from "../../src/network/netlink.js";
 import { encodePlan } from "../../src/core/plan.js";
@@ -88,6 +88,37 @@ test("port conflicts: same protocol and port on overlapping addresses", () => {
   assert.ok(!conflicts({ ...a, hostIp: "127.0.0.1" }, { ...a, hostIp: "127.0.0.2" }));
   assert.deepEqual(dockerPorts([{ ...a, hostPort: 8080 }], ["80/tcp", "53/udp"]), { "80/tcp": [{ HostIp: "0.0.0.0", HostPort: "8080" }], "53/udp": null });
   assert.deepEqual(portLines([{ ...a, hostPort: 8080 }, { proto: "udp", hostIp: "127.0.0.1", hostPort: 53, containerPort: 53 }], "53"), ["53/udp -> 127.0.0.1:53"]);
+});
+
+test("-p with an IPv6 host address: parsed, kept out of the kernel's (IPv4) maps, served by the userland proxy", () => {
+  assert.deepEqual(parsePublish("[::1]:8080:80"), [{ proto: "tcp", hostIp: "::1", hostPort: 8080, containerPort: 80 }]);
+  assert.deepEqual(parsePublish("[0:0::1]::53/udp"), [{ proto: "udp", hostIp: "::1", hostPort: 0, containerPort: 53 }]);
+  assert.deepEqual(parsePublish("[::]:9000-9001:90-91").map((p) => [p.hostIp, p.hostPort, p.containerPort]), [["::", 9000, 90], ["::", 9001, 91]]);
+  assert.throws(() => parsePublish("[127.0.0.1]:80:80"), /invalid host address "\[127\.0\.0\.1\]".*IPv6/);
+  assert.throws(() => parsePublish("[::1]:80"), /expected \[ipv6\]:\[hostPort\]:containerPort/);
+  assert.throws(() => parsePublish("::1:80:80"), /invalid -p ::1:80:80/);
+  // Where the proxy listens: IPv6 addresses as they are; a port on every address also on "::" (::1 included).
+  const b = { proto: "tcp" as const, hostIp: "", hostPort: 80, containerPort: 80 };
+  assert.equal(proxyAddress(b), "::");
+  assert.equal(proxyAddress({ ...b, hostIp: "::1" }), "::1");
+  assert.equal(proxyAddress({ ...b, hostIp: "127.0.0.1" }), undefined);
+  // "::" overlaps every IPv6 address, not IPv4 ones; "" overlaps everything.
+  assert.ok(conflicts({ ...b, hostIp: "::" }, { ...b, hostIp: "::1" }));
+  assert.ok(conflicts({ ...b, hostIp: "::1" }, b));
+  assert.ok(!conflicts({ ...b, hostIp: "::" }, { ...b, hostIp: "127.0.0.1" }));
+  assert.ok(!conflicts({ ...b, hostIp: "::1" }, { ...b, hostIp: "::2" }));
+  // docker's PortBindings carry the bare address; `port` prints it in brackets, as docker does.
+  assert.deepEqual(portSpecsFromDocker({ "80/tcp": [{ HostIp: "::1", HostPort: "8080" }, { HostIp: "::1", HostPort: "" }] }), [
+    { proto: "tcp", hostIp: "::1", hostPort: 8080, containerPort: 80 },
+    { proto: "tcp", hostIp: "::1", hostPort: 0, containerPort: 80 },
+  ]);
+  assert.deepEqual(dockerPorts([{ ...b, hostIp: "::1", hostPort: 8080 }]), { "80/tcp": [{ HostIp: "::1", HostPort: "8080" }] });
+  assert.deepEqual(portLines([{ ...b, hostIp: "::1", hostPort: 8080 }]), ["80/tcp -> [::1]:8080"]);
+  const st = state();
+  st.endpoints.e1.ports.push({ proto: "tcp", hostIp: "::1", hostPort: 8081, containerPort: 81 });
+  assert.doesNotMatch(renderRuleset(st), /::1|8081/);
+  assert.equal(portElementsText("berth", { ip: "172.18.0.2", ports: [{ proto: "tcp", hostIp: "::1", hostPort: 8081, containerPort: 81 }] }, "add"), "");
+  assert.match(portElementsText("berth", st.endpoints.e1, "add"), /^add element ip berth pub_tcp \{ 0\.0\.0\.0\/0 \. 8080 : 172\.18\.0\.2 \. 80 \}\n/);
 });
 
 function state(): NetworkState {
