@@ -12,6 +12,7 @@ import { expandCpuset, parseCpuset, parseMemorySwap, parseSize } from "../util/s
 import { buildRunSpec, type RunOptions } from "../core/run-spec.js";
 import { ensureHostImage } from "../rootfs/host-image.js";
 import { readImageFile } from "../images/run-config.js";
+import { ImageStore } from "../images/store.js";
 import { newContainerId, startContainer } from "../runtime/container.js";
 import { readHostFacts } from "../runtime/host-facts.js";
 import { registerRegistryCommands } from "./registry.js";
@@ -205,12 +206,18 @@ async function runCommand(args: string[], flags: RunFlags): Promise<number> {
         runtimeCapabilities: readHostFacts().runtimeCapabilities,
       },
     );
+    // In a user namespace an image's files must be owned by the mapped ids to show their owners inside:
+    // the store keeps a copy of each layer per mapping, made on first use.
+    const uidMap = spec.linux?.uidMappings;
+    const runLowerDirs = lowerDirs && resolved.image && uidMap?.length
+      ? await new ImageStore(flags.dataRoot).idmappedLowerDirs(resolved.image, uidMap, spec.linux?.gidMappings ?? [])
+      : lowerDirs;
     container = await startContainer({
       spec,
       id,
       stdio: [flags.interactive ? "inherit" : "ignore", "inherit", "inherit"],
       rawHostTerminal: Boolean(flags.tty && flags.interactive && process.stdin.isTTY),
-      lowerDirs,
+      lowerDirs: runLowerDirs,
       image: resolved.image,
       network,
     });

@@ -19,6 +19,7 @@ import tar from "tar-stream";
 import type { Op } from "../core/plan.js";
 import { BerthError } from "../errors.js";
 import { runFilesystemOps } from "../runtime/helper.js";
+import { hostIdOf, type IdShift, shiftFileCapability } from "./idmap.js";
 import { cleanEntryPath, OVERLAY_OPAQUE_XATTR, parentsOf, paxXattrs, whiteoutAction } from "./tar-paths.js";
 
 // tar-stream decodes PAX values as UTF-8, which mangles binary xattr values (security.capability):
@@ -158,6 +159,8 @@ export interface UnpackOptions {
   expectDigest?: string;
   /** Compressed bytes read so far. */
   onBytes?: (n: number) => void;
+  /** Unpack for a user namespace: owners become the host ids these mappings give them. */
+  idShift?: IdShift;
 }
 
 export interface UnpackResult {
@@ -201,7 +204,7 @@ export async function unpackLayer(input: Readable, dest: string, options: Unpack
   const extract = tar.extract();
   const flowing = pipeline(input, raw, new Decompressor(), uncompressed, extract);
   flowing.catch(() => {});
-  const unpacker = new Unpacker(dest, options.what);
+  const unpacker = new Unpacker(dest, options.what, options.idShift);
   try {
     for await (const entry of extract) {
       await unpacker.entry(entry.header as EntryHeader, entry as unknown as Readable);
@@ -240,7 +243,17 @@ class Unpacker {
   readonly #nodeTimes: [string, Date][] = [];
   #ops: Op[] = [];
 
-  constructor(private readonly root: string, private readonly what: string) {}
+  constructor(private readonly root: string, private readonly what: string, private readonly idShift?: IdShift) {}
+
+  /** The owner to give an entry on disk: as the tar says, or shifted for a user namespace. */
+  #owner(name: string, uid: number, gid: number): [number, number] {
+    if (!this.idShift) return [uid, gid];
+    const u = hostIdOf(this.idShift.uidMap, uid);
+    const g = hostIdOf(this.idShift.gidMap, gid);
+    if (u === undefined) throw this.#err(name, `is owned by uid ${uid}, which the user namespace's uid mapping does not cover`);
+    if (g === undefined) throw this.#err(name, `is owned by gid ${gid}, which the user namespace's gid mapping does not cover`);
+    return [u, g];
+  }
 
   #abs(rel: string): string {
     return rel === "" ? this.root : join(this.root, rel);
@@ -262,6 +275,8 @@ class Unpacker {
       } catch {
         if (!create) throw this.#err(name, `needs ${JSON.stringify(p)}, which is not in the layer`);
         mkdirSync(this.#abs(p), { mode: 0o755 });
+        // A parent the tar does not list belongs to root: the namespace's root in a shifted layer.
+        if (this.idShift) lchownSync(this.#abs(p), ...this.#owner(name, 0, 0));
         this.#dirs.add(p);
         continue;
       }
@@ -301,8 +316,7 @@ class Unpacker {
     const rel = cleanEntryPath(name, `${this.what}: entry`);
     const wo = rel === "" ? undefined : whiteoutAction(rel);
     const mtime = h.mtime ?? new Date(0);
-    const uid = h.uid ?? 0;
-    const gid = h.gid ?? 0;
+    const [uid, gid] = this.#owner(name, h.uid ?? 0, h.gid ?? 0);
     const mode = (h.mode ?? 0o644) & 0o7777;
     const type = h.type ?? "file";
     if (wo) {
@@ -410,7 +424,9 @@ class Unpacker {
         throw this.#err(name, `has an unsupported tar entry type ${JSON.stringify(type)}`);
     }
     for (const [xname, value] of xattrs) {
-      await this.#queue({ op: "setxattr", root: this.root, path: "/" + rel, name: xname, value });
+      // File capabilities name the root they count for: the namespace's root, not the host's.
+      const v = this.idShift && xname === "security.capability" ? shiftFileCapability(value, this.idShift) : value;
+      await this.#queue({ op: "setxattr", root: this.root, path: "/" + rel, name: xname, value: v });
     }
   }
 

@@ -4,6 +4,7 @@
 //   blobs/sha256/<hex>           verified when written and when read
 //   layers/<diffid-hex>/diff/    the unpacked layer (an overlayfs lower dir)
 //   layers/<diffid-hex>/layer.json   { diffId, size, tarSize, digests }
+//   layers/<diffid-hex>/idmap/<key>/diff/   the layer for a user namespace (owners shifted; made on use)
 //   images/<config-hex>.json     image records
 //   repositories.json            normalised reference -> image ID
 //   tmp/                         work in progress (ingest/<hex>.partial is resumed)
@@ -23,6 +24,8 @@ import { join } from "node:path";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { BerthError, errnoName } from "../errors.js";
+import type { IdMapping } from "../oci/spec.js";
+import { idmapKey } from "./idmap.js";
 import { unpackLayer } from "./layer.js";
 import { lock, ownerAlive, tryLock, withLock } from "./lock.js";
 import { fsyncDir, pidAlive, tmpName, tmpOwner, writeFileAtomic } from "./fsutil.js";
@@ -648,6 +651,54 @@ export class ImageStore implements ImageStoreApi {
       if (!this.layerInfo(d)) throw new BerthError(`layer ${d} of image ${id} is missing from ${this.root}: remove the image and pull or load it again`);
       return this.layerDiffPath(d);
     }).reverse();
+  }
+
+  /**
+   * The image's layer dirs for a container in a user namespace with these mappings, top first: each
+   * layer unpacked once more from its blob with every owner shifted to the host id the mapping gives it
+   * (so that inside the namespace files show their image owners and root owns what root owns), kept
+   * under the layer's dir and removed with it. Made once per layer and mapping, on first use.
+   * (Idmapped mounts of the shared layers would avoid the copies; the helper has no op for them yet.)
+   */
+  async idmappedLowerDirs(id: string, uidMap: IdMapping[], gidMap: IdMapping[]): Promise<string[]> {
+    const s = this.storedImage(id);
+    if (!s) throw new BerthError(`image ${id} is not in the store`);
+    const key = idmapKey(uidMap, gidMap);
+    const out: string[] = [];
+    for (let i = 0; i < s.diffIds.length; i++) {
+      out.push(await this.#idmappedLayer(s.diffIds[i], s.layers[i], key, { uidMap, gidMap }));
+    }
+    return out.reverse();
+  }
+
+  async #idmappedLayer(diffId: string, blob: Descriptor, key: string, shift: { uidMap: IdMapping[]; gidMap: IdMapping[] }): Promise<string> {
+    const info = this.layerInfo(diffId);
+    if (!info) throw new BerthError(`layer ${diffId} is missing from ${this.root}: remove the image and pull or load it again`);
+    const final = join(this.layerDir(diffId), "idmap", key);
+    if (existsSync(final)) return join(final, "diff");
+    const hex = digestHex(diffId);
+    return this.lease(() => withLock(this.#lockPath(`layer-${hex}-${key}`), async () => {
+      if (existsSync(final)) return join(final, "diff");
+      const source = [blob.digest, ...info.digests].find((d) => this.hasBlob(d));
+      if (!source) throw new BerthError(`layer ${diffId}: its blob is not in the image store ${this.root}, so it cannot be prepared for a user namespace: pull or load the image again`);
+      const work = join(this.root, "tmp/layers", tmpName(`${hex.slice(0, 12)}-idmap`));
+      const diff = join(work, "diff");
+      mkdirSync(diff, { recursive: true, mode: 0o755 });
+      try {
+        await unpackLayer(createReadStream(this.blobPath(source)), diff, {
+          what: `layer ${source} (for a user namespace)`,
+          expectDiffId: diffId,
+          expectDigest: source,
+          idShift: shift,
+        });
+        mkdirSync(join(this.layerDir(diffId), "idmap"), { recursive: true, mode: 0o711 });
+        renameSync(work, final);
+        fsyncDir(join(this.layerDir(diffId), "idmap"));
+        return join(final, "diff");
+      } finally {
+        rmSync(work, { recursive: true, force: true });
+      }
+    }));
   }
 
   // ---- use by containers ------------------------------------------------------------------------
