@@ -10,6 +10,7 @@ import type { Duplex } from "node:stream";
 import { BerthError } from "../errors.js";
 import type { CreateRequest, Engine } from "../daemon/engine.js";
 import { hostMemory, runCapture } from "../daemon/engine.js";
+import { attachDetachKeys, DetachScanner, execDetachKeys } from "../daemon/detach-keys.js";
 import { eventMatches } from "../daemon/events.js";
 import { parseFilters } from "../daemon/filters.js";
 import { badRequest, conflict, EngineError, notFound, parseTimeArg } from "../daemon/util.js";
@@ -389,6 +390,7 @@ route("POST", "/containers/{id}/attach", async (ctx) => {
   await readBody(ctx);
   const q = ctx.query;
   const tty = r.Config.Tty;
+  attachDetachKeys(q.get("detachKeys")); // a bad list is a 400 before the upgrade
   const out = startStream(ctx, tty);
   const input = ctx.socket;
   let ended = false;
@@ -401,6 +403,7 @@ route("POST", "/containers/{id}/attach", async (ctx) => {
     stream: boolParam(q.get("stream")),
     stdout: boolParam(q.get("stdout")),
     stderr: boolParam(q.get("stderr")),
+    detachKeys: q.get("detachKeys"),
   });
   (out.output as Duplex).on("close", () => { ended = true; detach(); });
   if (ctx.head && ctx.head.length > 0 && input) input.unshift(ctx.head);
@@ -504,8 +507,9 @@ route("POST", "/exec/{id}/start", async (ctx) => {
   const body = await jsonBody(ctx);
   const detach = Boolean(body.Detach);
   const e = ctx.engine;
-  const info = e.execInspect(ctx.params[0]) as { ProcessConfig: { tty: boolean } };
+  const info = e.execInspect(ctx.params[0]) as { ProcessConfig: { tty: boolean }; DetachKeys?: string };
   const tty = Boolean(body.Tty ?? info.ProcessConfig.tty);
+  const detachKeys = execDetachKeys(ctx.query.get("detachKeys") || info.DetachKeys);
   const rec = await e.execStart(ctx.params[0], { detach });
   if (detach) {
     if (ctx.socket) ctx.socket.end(`HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n`);
@@ -524,18 +528,37 @@ route("POST", "/exec/{id}/start", async (ctx) => {
   });
   const drained = Promise.all([pump(proc.stdout, 1), pump(proc.stderr, 2)]);
   let finished = false;
+  let detached = false;
+  let onDetach = () => {};
+  const detachedByKeys = new Promise<void>((resolve) => { onDetach = resolve; });
   const input = ctx.socket;
-  if (input && proc.stdin) {
-    const stdin = proc.stdin;
+  const stdin = input && proc.stdin ? proc.stdin : undefined;
+  if (input && stdin) {
     stdin.on("error", () => {});
-    if (ctx.head && ctx.head.length > 0) stdin.write(ctx.head);
-    input.on("data", (c: Buffer) => stdin.write(c));
-    input.on("end", () => stdin.end());
+    // As docker: the detach keys are looked for only with a tty; the exec keeps running.
+    const scanner = tty ? new DetachScanner(detachKeys) : undefined;
+    const onChunk = (c: Buffer) => {
+      if (detached) return;
+      const r = scanner ? scanner.push(c) : { data: c, detached: false };
+      if (r.data.length > 0) stdin.write(r.data);
+      if (!r.detached) return;
+      detached = true;
+      input.off("data", onChunk);
+      input.resume();
+      e.execDetached(ctx.params[0]);
+      onDetach();
+    };
+    if (ctx.head && ctx.head.length > 0) onChunk(ctx.head);
+    input.on("data", onChunk);
+    // Without a tty the client's end of input is the exec's end of stdin; with one the pty stays open.
+    input.on("end", () => { if (!tty && !detached) stdin.end(); });
     input.resume();
   }
-  (out.output as Duplex).on("close", () => { if (!finished) proc.kill(); });
-  await rec.done;
-  await Promise.race([drained, new Promise((r) => setTimeout(r, 1000))]);
+  // A client that goes away does not end the exec (as docker): its output is read and dropped, and
+  // without a tty its stdin is closed.
+  (out.output as Duplex).on("close", () => { if (!finished && !tty && !detached) stdin?.end(); });
+  await Promise.race([rec.done, detachedByKeys]);
+  if (!detached) await Promise.race([drained, new Promise((r) => setTimeout(r, 1000))]);
   finished = true;
   out.end();
 });

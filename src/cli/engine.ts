@@ -9,6 +9,8 @@ import { Command as CommandClass, type Command, Option } from "commander";
 import { BerthError } from "../errors.js";
 import { runDaemon } from "../daemon/daemon.js";
 import { parseRestartPolicy } from "../daemon/restart.js";
+import { DetachScanner, detachKeyBytes, DEFAULT_DETACH_KEYS } from "../daemon/detach-keys.js";
+import { type BlkioEntry, blkioTotals } from "../daemon/stats.js";
 import { Demuxer } from "../api/stream.js";
 import { parseEnvFile } from "../util/envfile.js";
 import { parseCpuset, parseMemorySwap, parseSize } from "../util/size.js";
@@ -134,6 +136,7 @@ export interface EngineRunFlags {
   healthcheck?: boolean;
   logOpt: string[];
   logDriver?: string;
+  detachKeys?: string;
 }
 
 /** berth run/create flags -> the body of POST /containers/create. */
@@ -262,11 +265,35 @@ function pipeOutput(socket: Socket, tty: boolean): Promise<void> {
   });
 }
 
-function pipeStdin(socket: Socket, rawTty: boolean): () => void {
+/** docker's `--detach-keys` check, before anything is created. */
+function checkDetachKeys(keys: string | undefined): void {
+  if (keys === undefined) return;
+  try {
+    detachKeyBytes(keys || DEFAULT_DETACH_KEYS);
+  } catch {
+    throw new BerthError(`Invalid detach keys (${keys}) provided`);
+  }
+}
+
+/**
+ * Copies our stdin to the hijacked stream. With a tty, the detach keys (as docker's CLI, on this side)
+ * stop the copy and call `onDetach`; the bytes before them are sent, the keys are not.
+ */
+function pipeStdin(socket: Socket, rawTty: boolean, detach?: { keys?: string; onDetach: () => void }): () => void {
   const stdin = process.stdin;
   if (rawTty && stdin.isTTY) stdin.setRawMode(true);
-  const onData = (c: Buffer) => socket.write(c);
-  const onEnd = () => socket.end();
+  const scanner = rawTty && detach ? new DetachScanner(detachKeyBytes(detach.keys || DEFAULT_DETACH_KEYS)) : undefined;
+  let detached = false;
+  const onData = (c: Buffer) => {
+    if (detached) return;
+    const r = scanner ? scanner.push(c) : { data: c, detached: false };
+    if (r.data.length > 0) socket.write(r.data);
+    if (r.detached) {
+      detached = true;
+      detach?.onDetach();
+    }
+  };
+  const onEnd = () => { if (!detached) socket.end(); };
   stdin.on("data", onData);
   stdin.on("end", onEnd);
   return () => {
@@ -278,12 +305,15 @@ function pipeStdin(socket: Socket, rawTty: boolean): () => void {
 }
 
 /** Attaches, starts, streams and waits: `berth run` in the foreground and `berth start -a`. */
-async function attachAndWait(c: Client, id: string, o: { tty: boolean; stdin: boolean; start: boolean; autoRemove: boolean; memory?: number }): Promise<number> {
-  const socket = await c.hijack(`/containers/${id}/attach${query({ stream: true, stdin: o.stdin, stdout: true, stderr: true })}`);
+async function attachAndWait(c: Client, id: string, o: { tty: boolean; stdin: boolean; start: boolean; autoRemove: boolean; memory?: number; detachKeys?: string; onDetach?: () => number }): Promise<number> {
+  const socket = await c.hijack(`/containers/${id}/attach${query({ stream: true, stdin: o.stdin, stdout: true, stderr: true, detachKeys: o.detachKeys || undefined })}`);
   const waitRes = c.json<{ StatusCode: number; OOMKilled?: boolean }>("POST", `/containers/${id}/wait${query({ condition: o.start ? "next-exit" : "not-running" })}`);
   waitRes.catch(() => undefined);
   const output = pipeOutput(socket, o.tty);
-  const stopStdin = o.stdin ? pipeStdin(socket, o.tty) : () => {};
+  // The detach keys end the attach; the container keeps running.
+  let detached = (): void => {};
+  const detachedByKeys = new Promise<"detached">((resolve) => { detached = () => resolve("detached"); });
+  const stopStdin = o.stdin ? pipeStdin(socket, o.tty, { keys: o.detachKeys, onDetach: () => detached() }) : () => {};
   const resize = () => {
     if (o.tty && process.stdout.isTTY) void c.request("POST", `/containers/${id}/resize${query({ h: process.stdout.rows, w: process.stdout.columns })}`).catch(() => undefined);
   };
@@ -311,7 +341,8 @@ async function attachAndWait(c: Client, id: string, o: { tty: boolean; stdin: bo
       }
       resize();
     }
-    const result = await waitRes;
+    const result = await Promise.race([waitRes, detachedByKeys]);
+    if (result === "detached") return o.onDetach ? o.onDetach() : 0;
     // The rest of the output (the stream ends right after the exit); never wait long for it.
     await Promise.race([output, new Promise((r) => setTimeout(r, 2000).unref())]);
     if (result.OOMKilled) {
@@ -336,6 +367,7 @@ export async function engineRun(c: Client, args: string[], f: EngineRunFlags): P
   // As `berth run` always did, a foreground run removes its container when it ends (unless it has a
   // restart policy); detached ones follow --rm, as docker's.
   const foregroundRemove = !f.detach && (!f.restart || f.restart === "no");
+  checkDetachKeys(f.detachKeys);
   const body = createBody(image, command, { ...f, rm: f.rm || foregroundRemove });
   const id = await createContainer(c, body, f.name);
   if (f.detach) {
@@ -344,7 +376,7 @@ export async function engineRun(c: Client, args: string[], f: EngineRunFlags): P
     return 0;
   }
   const memory = (body.HostConfig as { Memory?: number }).Memory || undefined;
-  return attachAndWait(c, id, { tty: Boolean(f.tty), stdin: Boolean(f.interactive), start: true, autoRemove: Boolean(body.HostConfig && (body.HostConfig as { AutoRemove?: boolean }).AutoRemove), memory });
+  return attachAndWait(c, id, { tty: Boolean(f.tty), stdin: Boolean(f.interactive), start: true, autoRemove: Boolean(body.HostConfig && (body.HostConfig as { AutoRemove?: boolean }).AutoRemove), memory, detachKeys: f.detachKeys });
 }
 
 export function addEngineRunOptions(cmd: Command): Command {
@@ -364,7 +396,8 @@ export function addEngineRunOptions(cmd: Command): Command {
     .option("--stop-signal <signal>", "signal to stop the container")
     .option("--stop-timeout <seconds>", "timeout before the stop signal is followed by SIGKILL")
     .option("--log-opt <key=value>", "log driver options (max-size, max-file)", collect, [])
-    .option("--log-driver <driver>", "logging driver: json-file or none");
+    .option("--log-driver <driver>", "logging driver: json-file or none")
+    .option("--detach-keys <keys>", "key sequence that detaches from the container (default ctrl-p,ctrl-q)");
 }
 
 function parseIntArg(v: string | undefined, flag: string): number | undefined {
@@ -392,6 +425,17 @@ interface StatsJson {
   precpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number };
   memory_stats?: { usage?: number; limit?: number };
   pids_stats?: { current?: number };
+  networks?: Record<string, { rx_bytes?: number; tx_bytes?: number }>;
+  blkio_stats?: { io_service_bytes_recursive?: BlkioEntry[] | null };
+}
+
+/** docker's units.HumanSizeWithPrecision(n, 3): decimal units, three significant digits (Go's %.3g). */
+export function humanSizeDecimal(n: number): string {
+  const units = ["B", "kB", "MB", "GB", "TB", "PB"];
+  let v = n;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; }
+  return `${Number(v.toPrecision(3))}${units[i]}`;
 }
 
 function describeStats(s: StatsJson, name: string, id: string): string[] {
@@ -407,7 +451,12 @@ function describeStats(s: StatsJson, name: string, id: string): string[] {
     while (v >= 1024 && i < u.length - 1) { v /= 1024; i++; }
     return `${Number(v.toFixed(2))}${u[i]}`;
   };
-  return [id.slice(0, 12), name.replace(/^\//, ""), `${cpu.toFixed(2)}%`, `${iec(usage)} / ${iec(limit)}`, `${limit ? ((usage / limit) * 100).toFixed(2) : "0.00"}%`, "0B / 0B", "0B / 0B", String(s.pids_stats?.current ?? 0)];
+  const nets = Object.values(s.networks ?? {});
+  const rx = nets.reduce((a, n) => a + (n.rx_bytes ?? 0), 0);
+  const tx = nets.reduce((a, n) => a + (n.tx_bytes ?? 0), 0);
+  const io = blkioTotals(s.blkio_stats?.io_service_bytes_recursive);
+  return [id.slice(0, 12), name.replace(/^\//, ""), `${cpu.toFixed(2)}%`, `${iec(usage)} / ${iec(limit)}`, `${limit ? ((usage / limit) * 100).toFixed(2) : "0.00"}%`,
+    `${humanSizeDecimal(rx)} / ${humanSizeDecimal(tx)}`, `${humanSizeDecimal(io.read)} / ${humanSizeDecimal(io.write)}`, String(s.pids_stats?.current ?? 0)];
 }
 
 export function registerEngineCommands(program: Command, onExit: (code: number) => void): void {
@@ -428,8 +477,8 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
         !["none", "host", "default", "bridge", ""].includes(f.network ?? "default") || networkFlags;
       if (process.getuid?.() !== 0) throw new BerthError("berth run must be run as root (it creates namespaces, mounts and cgroups)");
       if (legacy) {
-        const engineOnly = f.detach || f.restart || f.healthCmd || f.mount.length || f.tmpfs.length || f.init || f.label.length;
-        if (engineOnly) throw new BerthError("-d, --restart, --health-*, --mount, --tmpfs, --init and -l need the daemon; they can't be combined with --rootfs, --uidmap/--gidmap, bridge networks or -p yet");
+        const engineOnly = f.detach || f.restart || f.healthCmd || f.mount.length || f.tmpfs.length || f.init || f.label.length || f.detachKeys !== undefined;
+        if (engineOnly) throw new BerthError("-d, --restart, --health-*, --mount, --tmpfs, --init, -l and --detach-keys need the daemon; they can't be combined with --rootfs, --uidmap/--gidmap, bridge networks or -p yet");
         return original.call(cmd, (cmd as unknown as { processedArgs: unknown[] }).processedArgs);
       }
       onExit(await engineRun(client(cmd), args, f));
@@ -470,11 +519,13 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
     sub(parent, "start").description("Start one or more stopped containers").argument("<containers...>")
       .option("-a, --attach", "attach stdout/stderr and forward signals")
       .option("-i, --interactive", "attach stdin")
-      .action(async (ids: string[], f: { attach?: boolean; interactive?: boolean }, cmd: Command) => {
+      .option("--detach-keys <keys>", "key sequence that detaches from the container (default ctrl-p,ctrl-q)")
+      .action(async (ids: string[], f: { attach?: boolean; interactive?: boolean; detachKeys?: string }, cmd: Command) => {
         const c = client(cmd);
+        checkDetachKeys(f.detachKeys);
         if (f.attach || f.interactive) {
           const info = await c.json<{ Id: string; Config: { Tty: boolean }; HostConfig: { AutoRemove: boolean } }>("GET", `/containers/${enc(ids[0])}/json`);
-          onExit(await attachAndWait(c, info.Id, { tty: info.Config.Tty, stdin: Boolean(f.interactive), start: true, autoRemove: info.HostConfig.AutoRemove }));
+          onExit(await attachAndWait(c, info.Id, { tty: info.Config.Tty, stdin: Boolean(f.interactive), start: true, autoRemove: info.HostConfig.AutoRemove, detachKeys: f.detachKeys }));
           return;
         }
         onExit(await each(ids, async (id) => { await c.request("POST", `/containers/${enc(id)}/start`).catch((e: ApiError) => { if (e.status !== 304) throw e; }); }));
@@ -546,11 +597,15 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
 
     sub(parent, "attach").description("Attach to a running container").argument("<container>")
       .option("--no-stdin", "do not attach stdin")
-      .action(async (ref: string, f: { stdin: boolean }, cmd: Command) => {
+      .option("--detach-keys <keys>", "key sequence that detaches from the container (default ctrl-p,ctrl-q)")
+      .action(async (ref: string, f: { stdin: boolean; detachKeys?: string }, cmd: Command) => {
         const c = client(cmd);
+        checkDetachKeys(f.detachKeys);
         const info = await c.json<{ Id: string; Config: { Tty: boolean; OpenStdin: boolean }; State: { Running: boolean } }>("GET", `/containers/${enc(ref)}/json`);
         if (!info.State.Running) throw new BerthError("You cannot attach to a stopped container, start it first");
-        onExit(await attachAndWait(c, info.Id, { tty: info.Config.Tty, stdin: f.stdin && info.Config.OpenStdin, start: false, autoRemove: false }));
+        // As docker's CLI: detaching from `attach` says so and exits 1 (from run/start it exits 0).
+        const onDetach = () => { process.stderr.write("read escape sequence\n"); return 1; };
+        onExit(await attachAndWait(c, info.Id, { tty: info.Config.Tty, stdin: f.stdin && info.Config.OpenStdin, start: false, autoRemove: false, detachKeys: f.detachKeys, onDetach }));
       });
 
     sub(parent, "exec").description("Execute a command in a running container").argument("<container>").argument("<command...>")
@@ -558,11 +613,13 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
       .option("-i, --interactive", "keep stdin open").option("-t, --tty", "allocate a pseudo-TTY").option("-d, --detach", "run in the background")
       .option("-e, --env <KEY=VALUE>", "environment variable", collect, []).option("-w, --workdir <dir>", "working directory")
       .option("-u, --user <user>", "user").option("--privileged", "extended privileges")
-      .action(async (ref: string, command: string[], f: { interactive?: boolean; tty?: boolean; detach?: boolean; env: string[]; workdir?: string; user?: string; privileged?: boolean }, cmd: Command) => {
+      .option("--detach-keys <keys>", "key sequence that detaches from the exec (default ctrl-p,ctrl-q)")
+      .action(async (ref: string, command: string[], f: { interactive?: boolean; tty?: boolean; detach?: boolean; env: string[]; workdir?: string; user?: string; privileged?: boolean; detachKeys?: string }, cmd: Command) => {
         const c = client(cmd);
         const tty = Boolean(f.tty);
+        checkDetachKeys(f.detachKeys);
         const { Id } = await c.json<{ Id: string }>("POST", `/containers/${enc(ref)}/exec`, {
-          AttachStdin: Boolean(f.interactive) && !f.detach, AttachStdout: !f.detach, AttachStderr: !f.detach, Tty: tty, Cmd: command,
+          AttachStdin: Boolean(f.interactive) && !f.detach, AttachStdout: !f.detach, AttachStderr: !f.detach, Tty: tty, Cmd: command, DetachKeys: f.detachKeys,
           Env: f.env, WorkingDir: f.workdir ?? "", User: f.user ?? "", Privileged: Boolean(f.privileged),
           ConsoleSize: tty && process.stdout.isTTY ? [process.stdout.rows, process.stdout.columns] : undefined,
         });
@@ -579,9 +636,18 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
           return onExit(/no such file|not found/.test(msg) ? 127 : /permission denied|not executable/.test(msg) ? 126 : 126);
         }
         const output = pipeOutput(socket, tty);
-        const stop = f.interactive ? pipeStdin(socket, tty) : () => {};
-        await output;
+        let detached = false;
+        let onDetach = () => {};
+        const detachedByKeys = new Promise<void>((resolve) => { onDetach = resolve; });
+        const stop = f.interactive ? pipeStdin(socket, tty, { keys: f.detachKeys, onDetach: () => { detached = true; onDetach(); } }) : () => {};
+        await Promise.race([output, detachedByKeys]);
         stop();
+        if (detached) {
+          // As docker's CLI: the exec keeps running; this says so and exits 1.
+          socket.destroy();
+          process.stderr.write("read escape sequence\n");
+          return onExit(1);
+        }
         const info = await c.json<{ ExitCode: number | null }>("GET", `/exec/${Id}/json`);
         onExit(info.ExitCode ?? 0);
       });

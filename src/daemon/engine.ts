@@ -15,6 +15,8 @@ import { processStartTime } from "../runtime/launch.js";
 import { overlayMount } from "../runtime/overlay.js";
 import { resolveUser } from "../core/users.js";
 import { DEFAULT_PATH } from "../core/defaults.js";
+import { attachDetachKeys, DetachScanner, execDetachKeys } from "./detach-keys.js";
+import { diskOf, enableBlkioAccounting, readBlkio, readNetworks } from "./stats.js";
 import { EventBus } from "./events.js";
 import { containerMatches, type FilterableContainer, type Filters, validateContainerFilters } from "./filters.js";
 import { HealthMonitor } from "./health.js";
@@ -179,6 +181,8 @@ export class Engine {
   readonly images: ImageBackend;
   readonly volumes: VolumeStore;
   readonly #records = new Map<string, ContainerRecord>();
+  /** The disk holding the data root (MAJ:MIN) for block I/O accounting; null until looked up. */
+  #dataDisk: string | undefined | null = null;
   readonly #names = new Map<string, string>(); // name (no slash) -> id
   readonly #live = new Map<string, Live>();
   readonly #mutex = new KeyedMutex();
@@ -730,6 +734,8 @@ export class Engine {
       throw new EngineError(code === 126 || code === 127 ? 400 : 500, `failed to create task for container: ${msg}`);
     }
     r.berth.cgroup = proc.cgroup;
+    if (this.#dataDisk === null) this.#dataDisk = diskOf(this.dataRoot);
+    enableBlkioAccounting(proc.cgroup, this.#dataDisk);
     if (proc.monitor) {
       r.berth.monitorPid = proc.monitor.pid;
       r.berth.monitorStart = proc.monitor.start;
@@ -1129,8 +1135,10 @@ export class Engine {
    * Attaches to a container's live output (and stdin). Returns a detach function. `onEnd` runs when
    * the container's process ends.
    */
-  attach(ref: string, s: AttachStreams, o: { stdin?: Readable; logs?: boolean; stream?: boolean; stdout?: boolean; stderr?: boolean }): { detach: () => void; ready: Promise<void> } {
+  attach(ref: string, s: AttachStreams, o: { stdin?: Readable; logs?: boolean; stream?: boolean; stdout?: boolean; stderr?: boolean; detachKeys?: string | null }): { detach: () => void; ready: Promise<void> } {
     const r = this.lookup(ref);
+    // docker looks for the detach keys only with a tty (without one, stdin is passed on as it is).
+    const scanner = r.Config.Tty && o.stdin ? new DetachScanner(attachDetachKeys(o.detachKeys)) : undefined;
     let live = this.#live.get(r.Id);
     const wantOut = o.stdout ?? true;
     const wantErr = o.stderr ?? true;
@@ -1152,8 +1160,20 @@ export class Engine {
         l.output.once("end", onEnd);
         let stdinPipe: (() => void) | undefined;
         if (o.stdin && r.Config.OpenStdin) {
-          const onChunk = (c: Buffer) => l.proc.writeStdin(c);
-          const onStdinEnd = () => { if (r.Config.StdinOnce) l.proc.closeStdin(); };
+          const onChunk = (c: Buffer) => {
+            if (detached) return;
+            const { data, detached: keys } = scanner ? scanner.push(c) : { data: c, detached: false };
+            if (data.length > 0) l.proc.writeStdin(data);
+            if (!keys) return;
+            // The detach keys: stop attaching (the container keeps running) and close the stream.
+            detached = true;
+            cleanup();
+            this.#event(r, "detach");
+            s.onEnd();
+          };
+          // As docker: a client's end of stdin closes the container's stdin (StdinOnce) only without a
+          // tty; with one, the client may just have detached.
+          const onStdinEnd = () => { if (r.Config.StdinOnce && !r.Config.Tty) l.proc.closeStdin(); };
           o.stdin.on("data", onChunk);
           o.stdin.on("end", onStdinEnd);
           o.stdin.resume();
@@ -1191,6 +1211,7 @@ export class Engine {
     if (!r.State.Running) throw conflict(`container ${r.Id} is not running`);
     if (r.State.Paused) throw conflict(`container ${r.Id} is paused, unpause the container before exec`);
     if (!c.Cmd || c.Cmd.length === 0) throw badRequest("No exec command specified");
+    if (c.DetachKeys) execDetachKeys(c.DetachKeys);
     const id = newId();
     const e: ExecRecord = {
       ID: id,
@@ -1278,6 +1299,13 @@ export class Engine {
       this.#event(r, "exec_die", { execID: id, exitCode: String(e.ExitCode) });
     });
     return e;
+  }
+
+  /** The client of an exec detached with the detach keys: the exec keeps running. */
+  execDetached(id: string): void {
+    const e = this.#execs.get(id);
+    const r = e ? this.#records.get(e.ContainerID) : undefined;
+    if (e && r) this.#event(r, "exec_detach", { execID: id });
   }
 
   execResize(id: string, rows: number, cols: number): void {
@@ -1369,6 +1397,8 @@ export class Engine {
     const cpus = readOnlineCpus();
     return {
       ...base,
+      blkio_stats: readBlkio(r.berth.cgroup),
+      networks: r.State.Pid ? readNetworks(r.State.Pid) : undefined,
       pids_stats: { current: s.pids?.current ?? 0, limit: s.pids?.limit ?? 0 },
       cpu_stats: {
         cpu_usage: { total_usage: s.cpu?.usageNs ?? 0, usage_in_kernelmode: s.cpu?.systemNs ?? 0, usage_in_usermode: s.cpu?.userNs ?? 0 },
