@@ -54,7 +54,7 @@
 #include "monitor.h"
 
 #define PLAN_MAGIC 0x48545242u
-#define PLAN_VERSION 3u
+#define PLAN_VERSION 4u
 
 enum { FLAG_DETACH = 1, FLAG_KILL_ON_EOF = 2, FLAG_TTY_PROXY = 4, FLAG_RAW_TTY = 8, FLAG_MONITOR = 16 };
 
@@ -800,10 +800,49 @@ static int do_netlink(const struct op *o, pid_t child)
 	}
 }
 
+/* Detach every device program attached directly to cgroup `cg` except `keep`. */
+static int detach_other_device_programs(int cg, int keep, char *detail, size_t detail_len)
+{
+	struct bpf_prog_info info;
+	union bpf_attr a;
+	memset(&info, 0, sizeof info);
+	memset(&a, 0, sizeof a);
+	a.info.bpf_fd = keep;
+	a.info.info_len = sizeof info;
+	a.info.info = (uint64_t)(uintptr_t)&info;
+	if (syscall(SYS_bpf, BPF_OBJ_GET_INFO_BY_FD, &a, sizeof a) < 0) { snprintf(detail, detail_len, "BPF_OBJ_GET_INFO_BY_FD"); return -1; }
+	uint32_t ids[64];
+	memset(&a, 0, sizeof a);
+	a.query.target_fd = cg;
+	a.query.attach_type = BPF_CGROUP_DEVICE;
+	a.query.prog_ids = (uint64_t)(uintptr_t)ids;
+	a.query.prog_cnt = sizeof ids / sizeof ids[0];
+	if (syscall(SYS_bpf, BPF_PROG_QUERY, &a, sizeof a) < 0) { snprintf(detail, detail_len, "BPF_PROG_QUERY"); return -1; }
+	uint32_t n = a.query.prog_cnt;
+	for (uint32_t k = 0; k < n && k < sizeof ids / sizeof ids[0]; k++) {
+		if (ids[k] == info.id) continue;
+		memset(&a, 0, sizeof a);
+		a.prog_id = ids[k];
+		int fd = syscall(SYS_bpf, BPF_PROG_GET_FD_BY_ID, &a, sizeof a);
+		if (fd < 0 && errno == ENOENT) continue; /* detached meanwhile */
+		if (fd < 0) { snprintf(detail, detail_len, "BPF_PROG_GET_FD_BY_ID"); return -1; }
+		memset(&a, 0, sizeof a);
+		a.target_fd = cg;
+		a.attach_bpf_fd = fd;
+		a.attach_type = BPF_CGROUP_DEVICE;
+		int rc = syscall(SYS_bpf, BPF_PROG_DETACH, &a, sizeof a);
+		int e = errno;
+		close(fd);
+		if (rc < 0 && e != ENOENT) { snprintf(detail, detail_len, "BPF_PROG_DETACH"); errno = e; return -1; }
+	}
+	return 0;
+}
+
 /* cgroup v2 device rules: load the plan's BPF_PROG_TYPE_CGROUP_DEVICE program and attach it to the
  * cgroup dir (BPF_F_ALLOW_MULTI, so programs of parent cgroups still apply). The attachment holds the
- * program; it goes away when the cgroup is removed. On failure `detail` names the step (and the
- * verifier's first line for a rejected program). */
+ * program; it goes away when the cgroup is removed. With `replace` (an update) the device programs
+ * attached to the dir before are detached afterwards, as runc does: never a moment without a filter.
+ * On failure `detail` names the step (and the verifier's first line for a rejected program). */
 static int do_device_filter(const struct op *o, char *detail, size_t detail_len)
 {
 	uint32_t len = o->nfields > 1 ? o->f[1].len : 0;
@@ -840,11 +879,13 @@ static int do_device_filter(const struct op *o, char *detail, size_t detail_len)
 	a.attach_type = BPF_CGROUP_DEVICE;
 	a.attach_flags = BPF_F_ALLOW_MULTI;
 	int rc = syscall(SYS_bpf, BPF_PROG_ATTACH, &a, sizeof a);
+	if (rc < 0) snprintf(detail, detail_len, "BPF_PROG_ATTACH");
+	else if (u(o, 2)) rc = detach_other_device_programs(cg, prog, detail, detail_len);
 	int e = errno;
 	close(cg);
 	close(prog);
-	if (rc < 0) { snprintf(detail, detail_len, "BPF_PROG_ATTACH"); errno = e; return -1; }
-	return 0;
+	errno = e;
+	return rc;
 }
 
 /* One op that needs no knowledge of the clone: shared by the container child and the no-clone mode. */

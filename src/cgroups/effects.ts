@@ -7,7 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { BerthError, errnoName } from "../errors.js";
 import type { Resources } from "../oci/spec.js";
 import { readCgroupHost } from "./host.js";
-import { planCgroupUpdate } from "./plan.js";
+import { type CgroupUpdate, planCgroupUpdate } from "./plan.js";
 import type { CgroupHost, CgroupPlan, CgroupWrite } from "./types.js";
 
 function reason(err: unknown): string {
@@ -329,15 +329,14 @@ export function cgroupStats(plan: CgroupPlan): CgroupStats {
 
 /**
  * Change the limits of a running container's cgroup. Reads what ordering and checks need (the current
- * memory limit; v2 delegation), then applies the writes in order; stops at the first failure.
+ * memory limit; v2 delegation), then applies the writes in order; stops at the first failure. On v2,
+ * device rules are not files: the returned `deviceFilter` is for the caller to attach through the helper
+ * (this layer runs no processes; see ociUpdate in src/runtime/oci-runtime.ts).
  */
-export function updateCgroup(plan: CgroupPlan, resources: Resources, host: CgroupHost = readCgroupHost()): void {
+export function updateCgroup(plan: CgroupPlan, resources: Resources, host: CgroupHost = readCgroupHost()): Pick<CgroupUpdate, "deviceFilter"> {
   const facts: { memoryLimit?: number; enabledV2?: string[] } = {};
   if (plan.mode === "v2") {
     facts.enabledV2 = readOptional(`${posix.dirname(plan.primaryPath)}/cgroup.subtree_control`)?.split(/\s+/).filter(Boolean).map((c) => c.replace(/^\+/, ""));
-    if (resources.devices) {
-      throw new BerthError("cgroup: updating device rules on cgroup v2 needs an eBPF program, which this layer does not attach; leave devices out of the update");
-    }
   } else if (plan.paths.memory) {
     const t = readOptional(`${plan.paths.memory}/memory.limit_in_bytes`);
     if (t !== undefined) facts.memoryLimit = Number(t);
@@ -349,5 +348,7 @@ export function updateCgroup(plan: CgroupPlan, resources: Resources, host: Cgrou
       throw new BerthError(`cgroup: memory.limit=${mem.limit} is below the current usage ${usage} and checkBeforeUpdate is set; raise the limit`);
     }
   }
-  for (const w of planCgroupUpdate(host, plan, resources, facts).writes) applyWrite(w);
+  const update = planCgroupUpdate(host, plan, resources, facts);
+  for (const w of update.writes) applyWrite(w);
+  return { deviceFilter: update.deviceFilter };
 }

@@ -251,7 +251,8 @@ function planV2(host: V2Host, resolved: ResolvedCgroupsPath, r: Resources): Cgro
 
 export interface CgroupUpdate {
   writes: CgroupWrite[];
-  bpfDeviceRules?: DeviceCgroupRule[];
+  /** v2: the device filter to attach in place of the current one (by the helper, op cgroupDeviceFilter with replace). */
+  deviceFilter?: { cgroup: string; rules: DeviceCgroupRule[] };
 }
 
 /**
@@ -268,7 +269,8 @@ export function planCgroupUpdate(
     const leaf = plan.primaryPath;
     const cws = v2ResourceWrites(leaf, resources, host.files);
     checkV2Controllers(cws, posix.dirname(leaf), facts.enabledV2, []);
-    return { writes: cws.flatMap((cw) => cw.writes), bpfDeviceRules: resources.devices };
+    if (resources.devices) compileDeviceFilter(resources.devices); // refuse bad rules before any write
+    return { writes: cws.flatMap((cw) => cw.writes), deviceFilter: resources.devices ? { cgroup: leaf, rules: resources.devices } : undefined };
   }
   const current = facts.memoryLimit === undefined ? undefined : { limit: facts.memoryLimit };
   const cpuset = plan.paths.cpuset ? cpusetV1UpdateWrites(plan.paths.cpuset, resources.cpu) : [];

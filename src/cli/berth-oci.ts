@@ -233,7 +233,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("--cpuset-cpus <list>", "CPUs")
     .option("--cpuset-mems <list>", "memory nodes")
     .option("--pids-limit <n>", "maximum number of processes")
-    .action((id: string, o: Record<string, string | undefined>) => {
+    .action(async (id: string, o: Record<string, string | undefined>) => {
       let r: Resources;
       if (o.resources) r = readJsonInput(o.resources, "--resources") as Resources;
       else {
@@ -255,7 +255,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
         }
         if (o.pidsLimit) r.pids = { limit: int("--pids-limit")(o.pidsLimit) };
       }
-      ociUpdate(root(), id, r);
+      await ociUpdate(root(), id, r);
     });
 
   program.command("events <id>").description("print container stats (with --stats once, else every --interval)")

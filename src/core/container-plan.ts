@@ -307,7 +307,7 @@ export function planContainer(spec: Spec, ctx: PlanContext): Plan {
   if (ctx.monitor) ops.push(monitorOp(ctx, proc));
   if (ctx.execFifo) ops.push({ op: "mkfifo", path: ctx.execFifo, mode: 0o622 });
   // Before any setns: the cgroup dir is a host path.
-  if (ctx.deviceFilter) ops.push({ op: "cgroupDeviceFilter", cgroup: ctx.deviceFilter.cgroup, program: ctx.deviceFilter.program });
+  if (ctx.deviceFilter) ops.push({ op: "cgroupDeviceFilter", cgroup: ctx.deviceFilter.cgroup, program: ctx.deviceFilter.program, replace: false });
   const nsNames: Record<string, string> = { user: "user", mount: "mnt", pid: "pid", network: "net", ipc: "ipc", uts: "uts", cgroup: "cgroup" };
   for (const j of ns.joins) {
     ops.push({ op: "joinNamespace", path: j.path as string, nstype: NAMESPACE_FLAGS[j.type], name: nsNames[j.type] ?? j.type });

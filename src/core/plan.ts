@@ -4,7 +4,7 @@
 // bump PLAN_VERSION so a stale helper refuses the plan instead of misreading it.
 
 export const PLAN_MAGIC = 0x48545242; // "BRTH" little-endian
-export const PLAN_VERSION = 3;
+export const PLAN_VERSION = 4;
 
 /** Header flags: how the helper behaves around the container, not what it does inside it. */
 export const PlanFlag = {
@@ -115,10 +115,11 @@ export type Op =
   /**
    * cgroup v2 device rules: load `program` (eBPF, BPF_PROG_TYPE_CGROUP_DEVICE, from
    * src/cgroups/device-filter.ts) and attach it to the cgroup dir `cgroup` (BPF_CGROUP_DEVICE,
-   * BPF_F_ALLOW_MULTI). Before clone, or in a plan without clone. Errors name the step as detail:
-   * "BPF_PROG_LOAD [verifier line]", "open" or "BPF_PROG_ATTACH".
+   * BPF_F_ALLOW_MULTI). Before clone, or in a plan without clone. `replace` (an update): afterwards
+   * detach the device programs attached to that dir before. Errors name the step as detail:
+   * "BPF_PROG_LOAD [verifier line]", "open", "BPF_PROG_ATTACH", "BPF_PROG_QUERY", "BPF_PROG_DETACH".
    */
-  | { op: "cgroupDeviceFilter"; cgroup: string; program: Uint8Array }
+  | { op: "cgroupDeviceFilter"; cgroup: string; program: Uint8Array; replace: boolean }
   /** mount_setattr(AT_RECURSIVE) on a mount inside root: the r* options (rro, rnosuid, ...). */
   | { op: "mountSetattr"; root: string; target: string; set: number; clear: number }
   /** `state` is the hook's stdin; "@PID@" in it becomes the container's host pid. */
@@ -223,7 +224,7 @@ function fieldsOf(op: Op): [number, Field[]] {
     case "mkfifo": return [OpCode.Mkfifo, [op.path, op.mode]];
     case "setxattr": return [OpCode.Setxattr, [op.root, op.path, op.name, op.value]];
     case "waitExecFifo": return [OpCode.WaitExecFifo, []];
-    case "cgroupDeviceFilter": return [OpCode.CgroupDeviceFilter, [op.cgroup, op.program]];
+    case "cgroupDeviceFilter": return [OpCode.CgroupDeviceFilter, [op.cgroup, op.program, op.replace ? 1 : 0]];
     case "mountSetattr": return [OpCode.MountSetattr, [op.root, op.target, op.set, op.clear]];
     case "runHook": return [OpCode.RunHook, [op.path, op.argv, op.env, op.state, op.timeout]];
     case "netlink": return [OpCode.Netlink, [op.netns, op.message, op.pidOffset, op.ifname, op.ifindexOffset, op.ignoreErrno]];

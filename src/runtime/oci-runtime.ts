@@ -9,19 +9,21 @@ import {
   type CgroupPlan,
   cgroupPids,
   cgroupStats,
+  compileDeviceFilter,
   destroyCgroup,
   freezeCgroup,
   thawCgroup,
   updateCgroup,
 } from "../cgroups/index.js";
 import { planExec } from "../core/container-plan.js";
+import { deviceCgroupRules } from "../core/defaults.js";
 import { BerthError } from "../errors.js";
 import type { Process, Resources, Spec } from "../oci/spec.js";
 import { checkNamespacePaths, parseSpec } from "../oci/validate.js";
 import { compileSeccomp } from "../seccomp/index.js";
 import { type LaunchedContainer, launchContainer, processStartTime } from "./launch.js";
 import { readHostFacts } from "./host-facts.js";
-import { type ExitStatus, startHelper, type StdioEntry } from "./helper.js";
+import { type ExitStatus, runFilesystemOps, startHelper, type StdioEntry } from "./helper.js";
 import { type HookState, runHooks, runHooksWarnOnly } from "./hooks.js";
 
 export const DEFAULT_OCI_ROOT = "/run/berth-oci";
@@ -407,12 +409,19 @@ export async function ociResume(root: string, id: string): Promise<void> {
   await thawCgroup(record.cgroup);
 }
 
-export function ociUpdate(root: string, id: string, resources: Resources): void {
+export async function ociUpdate(root: string, id: string, resources: Resources): Promise<void> {
   const record = loadRecord(root, id);
   if (statusOf(root, record) === "stopped") fail(`container "${id}" is stopped`);
-  updateCgroup(record.cgroup, resources);
   const merged = { ...record.config.linux?.resources, ...resources };
-  record.config.linux = { ...record.config.linux, resources: merged };
+  const linux = { ...record.config.linux, resources: merged };
+  // New device rules replace the old ones; the container's own device nodes stay allowed, as at create.
+  const effective = resources.devices ? { ...resources, devices: deviceCgroupRules({ ...record.config, linux }) } : resources;
+  const { deviceFilter } = updateCgroup(record.cgroup, effective);
+  if (deviceFilter) {
+    const program = compileDeviceFilter(deviceFilter.rules);
+    await runFilesystemOps([{ op: "cgroupDeviceFilter", cgroup: deviceFilter.cgroup, program, replace: true }]);
+  }
+  record.config.linux = linux;
   writeJsonAtomic(join(root, id, "state.json"), record);
 }
 

@@ -182,6 +182,26 @@ describe("berth-oci", { skip }, () => {
     oci(["delete", "--force", b.id]);
   });
 
+  test("update -r with device rules: the rules replace the old ones, the container's own device nodes stay usable", () => {
+    const b = bundle();
+    oci(["create", "--bundle", b.dir, b.id], { out: b.out });
+    oci(["start", b.id]);
+    const devices = [{ allow: false, access: "rwm" }, { allow: true, type: "c", major: 10, minor: 200, access: "r" }];
+    const u = oci(["update", "-r", "-", b.id], { input: JSON.stringify({ devices }) });
+    assert.equal(u.code, 0, u.stderr);
+    const r = oci(["exec", b.id, "sh", "-c", "head -c1 /dev/zero | wc -c; head -c1 /dev/null; echo null=$?"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^\s*1\nnull=0\n$/);
+    const record = JSON.parse(readFileSync(join(root, b.id, "state.json"), "utf8")) as { config: Spec };
+    assert.deepEqual(record.config.linux?.resources?.devices, devices);
+    if (existsSync("/sys/fs/cgroup/devices")) {
+      // v1: the kernel's list has the new rule and the default devices, nothing else.
+      const list = oci(["exec", b.id, "cat", "/sys/fs/cgroup/devices/devices.list"]).stdout.split("\n").filter(Boolean);
+      assert.ok(list.includes("c 10:200 r") && list.includes("c 1:3 rwm") && !list.includes("a *:* rwm"), list.join(", "));
+    }
+    oci(["delete", "--force", b.id]);
+  });
+
   test("config errors: one line naming the JSON path, exit 1, nothing left behind", () => {
     const cases: [string, (s: Spec) => void, RegExp][] = [
       ["unknown capability", (s) => { s.process?.capabilities?.bounding?.push("CAP_TEST"); }, /^berth-oci: process\.capabilities\.bounding\[\d+\]: unknown capability "CAP_TEST"\n$/],

@@ -488,6 +488,20 @@ test("v2 plan: device rules become an eBPF device filter on the leaf, not droppe
   assert.ok(hybrid.writes.some((w) => w.path.endsWith("/devices.deny")));
 });
 
+test("v2 update: device rules come back as the filter to attach in place of the old one; v1 writes them", () => {
+  const rules = [{ allow: false, access: "rwm" }, { allow: true, type: "c" as const, major: 1, minor: 5, access: "r" }];
+  const plan = planCgroup(v2Host(), { name: "c", resources: {} });
+  const up = planCgroupUpdate(v2Host(), plan, { devices: rules, pids: { limit: 5 } });
+  assert.deepEqual(up.deviceFilter, { cgroup: plan.primaryPath, rules });
+  assert.deepEqual(up.writes.map((w) => w.path), [`${plan.primaryPath}/pids.max`]);
+  assert.equal(planCgroupUpdate(v2Host(), plan, { pids: { limit: 5 } }).deviceFilter, undefined);
+  throwsBerth(() => planCgroupUpdate(v2Host(), plan, { devices: [{ allow: true, access: "x" }] }), /access "x"/);
+  const machine = parseCgroupHost(MACHINE_CGROUP, MACHINE_MOUNTINFO);
+  const v1 = planCgroupUpdate(machine, planCgroup(machine, { name: "c", resources: {} }), { devices: rules });
+  assert.equal(v1.deviceFilter, undefined);
+  assert.deepEqual(v1.writes.map((w) => `${w.path.split("/").pop()} ${w.value}`), ["devices.deny a", "devices.deny a *:* rwm", "devices.allow c 1:5 r"]);
+});
+
 // ---- effects against a temp dir standing in for /sys/fs/cgroup ----
 
 const V1_FILES: Record<string, Record<string, string>> = {

@@ -404,15 +404,18 @@ test("device filter op: before clone and before any setns, encoded as (cgroup di
   assert.equal(planContainer(spec, { ...ctx, deviceFilter: undefined }).ops.some((o) => o.op === "cgroupDeviceFilter"), false);
 
   const buf = encodePlan({ flags: 0, ops: [plan.ops[at]] });
-  assert.deepEqual([buf.readUInt32LE(20), buf.readUInt32LE(24)], [OpCode.CgroupDeviceFilter, 2]);
+  assert.deepEqual([buf.readUInt32LE(20), buf.readUInt32LE(24)], [OpCode.CgroupDeviceFilter, 3]);
   const dirLen = buf.readUInt32LE(28);
   assert.equal(buf.subarray(32, 32 + dirLen).toString("latin1"), "/sys/fs/cgroup/c1\0");
   const progLen = buf.readUInt32LE(32 + dirLen);
   assert.deepEqual(new Uint8Array(buf.subarray(36 + dirLen, 36 + dirLen + progLen)), program);
+  // replace: a u64 flag, 0 at create
+  assert.equal(buf.readUInt32LE(36 + dirLen + progLen), 8);
+  assert.equal(buf.readBigUInt64LE(40 + dirLen + progLen), 0n);
 });
 
 test("device filter op: failures name the bpf step", () => {
-  const op: Op = { op: "cgroupDeviceFilter", cgroup: "/sys/fs/cgroup/c1", program: new Uint8Array(16) };
+  const op: Op = { op: "cgroupDeviceFilter", cgroup: "/sys/fs/cgroup/c1", program: new Uint8Array(16), replace: false };
   assert.equal(
     describeFailure(op, 1, "BPF_PROG_ATTACH").message,
     "attach the device filter (2 eBPF instructions) to cgroup /sys/fs/cgroup/c1: bpf(BPF_PROG_ATTACH): operation not permitted (needs CAP_SYS_ADMIN or CAP_BPF, and a kernel with CONFIG_CGROUP_BPF)",
