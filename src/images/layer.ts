@@ -4,9 +4,10 @@
 // overlayfs whiteouts (char 0:0) and opaque dirs (trusted.overlay.opaque=y). What Node cannot create
 // (mknod, setxattr) is done by the native helper in batches, with paths resolved inside the layer.
 
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { createHash, type Hash } from "node:crypto";
 import {
-  chmodSync, closeSync, createWriteStream, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync,
+  accessSync, chmodSync, constants as fsConstants, closeSync, createWriteStream, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync,
   mkdirSync, openSync, rmSync, symlinkSync, writeSync,
 } from "node:fs";
 import { createRequire } from "node:module";
@@ -72,14 +73,44 @@ export class HashTap extends Transform {
   }
 }
 
-/** Decompresses gzip or zstd, recognised by their magic bytes; passes anything else through. */
+let zstdTool: string | null | undefined;
+
+/** The zstd(1) program on PATH, if any (looked up once). */
+function findZstdTool(): string | undefined {
+  if (zstdTool === undefined) {
+    zstdTool = null;
+    for (const dir of (process.env.PATH || "/usr/local/bin:/usr/bin:/bin").split(":")) {
+      if (!dir.startsWith("/")) continue;
+      try {
+        accessSync(join(dir, "zstd"), fsConstants.X_OK);
+        zstdTool = join(dir, "zstd");
+        break;
+      } catch { /* not here */ }
+    }
+  }
+  return zstdTool ?? undefined;
+}
+
+const TRUNCATED = "the compressed data ends early (truncated)";
+
+/**
+ * Decompresses gzip or zstd, recognised by their magic bytes; passes anything else through. zstd goes
+ * through zstd(1) when it is installed (about 7x faster than the fzstd package, which is the fallback;
+ * `zstdTool: false` forces the fallback).
+ */
 export class Decompressor extends Transform {
   #head: Buffer[] = [];
   #headLen = 0;
-  #mode: "sniff" | "gzip" | "zstd" | "plain" = "sniff";
+  #mode: "sniff" | "gzip" | "zstd" | "zstd-tool" | "plain" = "sniff";
   #gunzip?: Gunzip;
   #zstd?: ZstdDecompress;
   #gzipEnded?: Promise<void>;
+  #child?: ChildProcessWithoutNullStreams;
+  #childEnded?: Promise<void>;
+
+  constructor(private readonly options: { zstdTool?: boolean } = {}) {
+    super();
+  }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     if (this.#mode === "sniff") {
@@ -107,6 +138,11 @@ export class Decompressor extends Transform {
       });
       this.#gzipEnded.catch((e: Error) => this.destroy(e));
     } else if (head.readUInt32LE(0) === 0xfd2fb528) {
+      const tool = this.options.zstdTool === false ? undefined : findZstdTool();
+      if (tool) {
+        this.#startZstdTool(tool);
+        return;
+      }
       this.#mode = "zstd";
       this.#zstd = new ZstdDecompress((d) => { this.push(Buffer.from(d)); });
     } else {
@@ -114,7 +150,37 @@ export class Decompressor extends Transform {
     }
   }
 
+  #startZstdTool(tool: string): void {
+    this.#mode = "zstd-tool";
+    const child = spawn(tool, ["-d", "-c", "-q"], { stdio: ["pipe", "pipe", "pipe"] });
+    this.#child = child;
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (s: string) => { stderr += s; });
+    child.stdout.on("data", (d: Buffer) => this.push(d));
+    // EPIPE when zstd quits on bad input: its exit status and message say why.
+    child.stdin.on("error", () => {});
+    this.#childEnded = new Promise((res, rej) => {
+      child.on("error", (e) => rej(new Error(`zstd: cannot run ${tool}: ${e.message}`)));
+      child.on("close", (code, signal) => {
+        if (code === 0) return res();
+        const why = stderr.replace(/\/\*stdin\*\\?\s*:\s*/g, "").replace(/^zstd:\s*/gm, "").trim().split("\n").pop() ?? "";
+        rej(new Error(`zstd: ${/premature end|unexpected end|truncated/i.test(why) ? TRUNCATED : why || (signal ? `killed by ${signal}` : `exit status ${code}`)}`));
+      });
+    });
+    this.#childEnded.catch((e: Error) => this.destroy(e));
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    // A failed pipeline must not leave zstd(1) waiting for input.
+    if (this.#child && this.#child.exitCode === null) this.#child.kill("SIGKILL");
+    cb(err);
+  }
+
   #feed(chunk: Buffer, cb: TransformCallback): void {
+    if (this.#mode === "zstd-tool") {
+      this.#child!.stdin.write(chunk, () => cb());
+      return;
+    }
     try {
       if (this.#mode === "gzip") {
         this.#gunzip!.write(chunk, () => cb());
@@ -139,11 +205,16 @@ export class Decompressor extends Transform {
       this.#gzipEnded!.then(() => cb(), (e: Error) => cb(e));
       return;
     }
+    if (this.#mode === "zstd-tool") {
+      this.#child!.stdin.end();
+      this.#childEnded!.then(() => cb(), (e: Error) => cb(e));
+      return;
+    }
     if (this.#mode === "zstd") {
       try {
         this.#zstd!.push(new Uint8Array(0), true);
       } catch (err) {
-        return cb(new Error(`zstd: ${(err as Error).message === "unexpected EOF" ? "the compressed data ends early (truncated)" : (err as Error).message}`));
+        return cb(new Error(`zstd: ${(err as Error).message === "unexpected EOF" ? TRUNCATED : (err as Error).message}`));
       }
     }
     cb();
