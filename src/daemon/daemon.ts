@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { BerthError } from "../errors.js";
 import { listen } from "../api/server.js";
 import { removeOrphanedNetworking } from "../network/index.js";
+import { keepSpareHelper } from "../runtime/helper.js";
 import { DEFAULT_DATA_ROOT, DEFAULT_EXEC_ROOT, Engine } from "./engine.js";
 
 export interface DaemonOptions {
@@ -48,6 +49,8 @@ export async function runDaemon(o: DaemonOptions): Promise<{ engine: Engine; sto
   const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} berth daemon: ${msg}\n`);
   const engine = new Engine({ dataRoot, execRoot, log });
   await engine.load();
+  // Monitored containers start with a helper spawned ahead of time (src/runtime/helper.ts).
+  if (engine.useMonitor) keepSpareHelper(true);
   const hosts = o.hosts.length > 0 ? o.hosts : [`unix://${DEFAULT_SOCKET}`];
   const api = await listen(engine, hosts);
   log(`API listening on ${hosts.join(", ")} (data root ${dataRoot}, exec root ${execRoot})`);
@@ -58,6 +61,7 @@ export async function runDaemon(o: DaemonOptions): Promise<{ engine: Engine; sto
   const stop = () => {
     stopping ??= (async () => {
       clearInterval(rootWatch);
+      keepSpareHelper(false);
       engine.shutdown();
       await api.close();
       rmSync(pidFile, { force: true });

@@ -11,14 +11,19 @@ import { BerthError } from "../errors.js";
 import { describeFailure, type HelperFailure } from "../core/plan-errors.js";
 import { encodePlan, type Op, type Plan } from "../core/plan.js";
 
+let foundPath: string | undefined;
+
 export function helperPath(): string {
   if (process.env.BERTH_HELPER) return process.env.BERTH_HELPER;
+  // Found once per process: a daemon asks for every container.
+  if (foundPath) return foundPath;
   // From dist/src/runtime/ (tsc output) or dist/bundle/ (the one-file CLI bundles).
   const candidates = ["../../../native/build/berth-helper", "../../native/build/berth-helper"].map((rel) => fileURLToPath(new URL(rel, import.meta.url)));
   const path = candidates.find((p) => existsSync(p)) ?? candidates[0];
   if (!existsSync(path)) {
     throw new BerthError(`the native helper is missing (${path}): build it with \`npm run build\``);
   }
+  foundPath = path;
   return path;
 }
 
@@ -61,16 +66,70 @@ export interface StartHelperOptions {
   beforeRelease?: (pid: number) => Promise<void>;
 }
 
-/** Spawns the helper, sends the plan and resolves once the container process exists and was released. */
-export function startHelper(plan: Plan, options: StartHelperOptions): Promise<HelperRun> {
-  const extra = options.extraFds ?? [];
+function spawnHelper(stdio: StdioEntry[], extra: number[]): { helper: ChildProcess; control: Socket } {
   const helper = spawn(helperPath(), [String(3 + extra.length)], {
-    stdio: [...options.stdio, ...extra, "pipe"],
+    stdio: [...stdio, ...extra, "pipe"],
     // Terminal signals go to us, and we decide what reaches the container.
     detached: true,
   });
-  const control = helper.stdio[3 + extra.length] as Socket;
+  return { helper, control: helper.stdio[3 + extra.length] as Socket };
+}
+
+// A spare helper, spawned ahead for the next stdio-less launch (the engine's monitored containers).
+// spawn() forks the whole Node process synchronously (~10 ms for a daemon's heap, more as it grows), and
+// the helper then re-executes itself from a sealed copy before it reads a plan: a spare has done both
+// and waits in its plan read. The next spare is spawned right after a plan is handed over, while that
+// helper clones and sets up the container on the other CPU. A spare whose parent dies reads EOF and exits.
+let spare: { helper: ChildProcess; control: Socket } | undefined;
+let keepSpare = false;
+
+function takeSpare(): { helper: ChildProcess; control: Socket } | undefined {
+  const s = spare;
+  spare = undefined;
+  if (!s || s.helper.exitCode !== null || s.helper.signalCode !== null || s.control.destroyed) return undefined;
+  s.helper.removeAllListeners("exit");
+  s.helper.ref();
+  s.control.ref();
+  return s;
+}
+
+function refillSpare(): void {
+  if (!keepSpare || spare) return;
+  let s: { helper: ChildProcess; control: Socket };
+  try {
+    s = spawnHelper(["ignore", "ignore", "ignore"], []);
+  } catch {
+    return;
+  }
+  s.helper.on("error", () => {});
+  s.control.on("error", () => {});
+  s.helper.once("exit", () => { if (spare === s) spare = undefined; });
+  // An idle spare never keeps the process alive.
+  s.helper.unref();
+  s.control.unref();
+  spare = s;
+}
+
+/**
+ * Keep one helper started ahead for launches without stdio (monitor mode): for a long-lived engine.
+ * Off: the spare is ended (it would also end by itself when this process exits).
+ */
+export function keepSpareHelper(on: boolean): void {
+  keepSpare = on;
+  if (on) return refillSpare();
+  const s = spare;
+  spare = undefined;
+  s?.control.destroy();
+  s?.helper.kill("SIGKILL");
+}
+
+/** Spawns the helper, sends the plan and resolves once the container process exists and was released. */
+export function startHelper(plan: Plan, options: StartHelperOptions): Promise<HelperRun> {
+  const extra = options.extraFds ?? [];
+  const stdioLess = extra.length === 0 && options.stdio.every((e) => e === "ignore");
+  const { helper, control } = (stdioLess && takeSpare()) || spawnHelper(options.stdio, extra);
   control.write(encodePlan(plan));
+  if (stdioLess) refillSpare();
 
   return new Promise((resolveStart, rejectStart) => {
     let pid = 0;
