@@ -9,7 +9,7 @@ import type { Readable, Writable } from "node:stream";
 import type { CgroupPlan } from "../cgroups/index.js";
 import { planExec } from "../core/container-plan.js";
 import type { Process, Spec } from "../oci/spec.js";
-import { compileSeccomp } from "../seccomp/index.js";
+import { compileSeccompCached } from "../seccomp/index.js";
 import { type ExitStatus, startHelper } from "../runtime/helper.js";
 import { readHostFacts } from "../runtime/host-facts.js";
 import { launchContainer, processStartTime } from "../runtime/launch.js";
@@ -283,7 +283,7 @@ export interface ExecProcess {
 
 /** Runs a process inside a running container (joins its namespaces and cgroup). */
 export async function execProcess(o: ExecProcessOptions): Promise<ExecProcess> {
-  const seccomp = o.spec.linux?.seccomp && !o.proc.capabilities?.bounding?.includes("CAP_SYS_ADMIN") ? compileSeccomp(o.spec.linux.seccomp, { arch: process.arch }) : undefined;
+  const seccomp = o.spec.linux?.seccomp && !o.proc.capabilities?.bounding?.includes("CAP_SYS_ADMIN") ? compileSeccompCached(o.spec.linux.seccomp, { arch: process.arch }) : undefined;
   const tty = Boolean(o.proc.terminal);
   const plan = planExec(o.proc, {
     pid: o.pid,

@@ -7,7 +7,7 @@ import { planContainer, type PlanContext } from "../core/container-plan.js";
 import { deviceCgroupRules } from "../core/defaults.js";
 import type { Op } from "../core/plan.js";
 import type { Spec } from "../oci/spec.js";
-import { compileSeccomp } from "../seccomp/index.js";
+import { compileSeccompCached } from "../seccomp/index.js";
 import { type HelperRun, startHelper, type StdioEntry } from "./helper.js";
 import { readHostFacts } from "./host-facts.js";
 
@@ -75,7 +75,7 @@ export async function launchContainer(o: LaunchOptions): Promise<LaunchedContain
   const spec = o.spec;
   const resources = { ...spec.linux?.resources, devices: deviceCgroupRules(spec) };
   const planned = planCgroup(o.cgroupHost ?? readCgroupHost(), { name: o.cgroupName, cgroupsPath: spec.linux?.cgroupsPath, resources });
-  const seccomp = spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp, { arch: process.arch }) : undefined;
+  const seccomp = spec.linux?.seccomp ? compileSeccompCached(spec.linux.seccomp, { arch: process.arch }) : undefined;
   const deviceFilter = planned.deviceFilter
     ? { cgroup: planned.deviceFilter.cgroup, program: compileDeviceFilter(planned.deviceFilter.rules) }
     : undefined;

@@ -179,6 +179,25 @@ export function filterFlags(names: readonly string[] | undefined): number {
 
 const P = "linux.seccomp";
 
+const compiled = new Map<string, CompiledSeccomp>();
+
+/**
+ * compileSeccomp, remembered by the profile's JSON: an engine compiles the same profile (docker's
+ * default) for every container, ~2 ms each time. The result is shared: callers must not change it.
+ * Profiles with bigint values (JSON has none) are compiled every time.
+ */
+export function compileSeccompCached(profile: Seccomp, opts: CompileOptions): CompiledSeccomp {
+  let exact = true;
+  const key = `${opts.arch}\0${JSON.stringify(profile, (_k, v: unknown) => { if (typeof v === "bigint") exact = false; return typeof v === "bigint" ? null : v; })}`;
+  if (!exact) return compileSeccomp(profile, opts);
+  const hit = compiled.get(key);
+  if (hit) return hit;
+  const result = compileSeccomp(profile, opts);
+  if (compiled.size >= 32) compiled.delete(compiled.keys().next().value as string);
+  compiled.set(key, result);
+  return result;
+}
+
 export function compileSeccomp(profile: Seccomp, opts: CompileOptions): CompiledSeccomp {
   if (typeof profile !== "object" || profile === null) throw new BerthError(`${P}: must be an object`);
   const native = scmpArchOf(opts.arch);

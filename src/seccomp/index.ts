@@ -6,6 +6,7 @@ export {
   SECCOMP_RET,
   X32_SYSCALL_BIT,
   compileSeccomp,
+  compileSeccompCached,
   filterFlags,
   scmpArchOf,
   syscallNumber,

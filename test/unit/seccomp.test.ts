@@ -6,6 +6,7 @@ import {
   BPF_MAXINSNS,
   X32_SYSCALL_BIT,
   compileSeccomp,
+  compileSeccompCached,
   describeAction,
   disassemble,
   dockerDefaultProfile,
@@ -419,4 +420,21 @@ test("disassembler renders every instruction", () => {
   const text = disassemble(program);
   assert.equal(text.split("\n").length, program.length / 8);
   assert.ok(!text.includes("???"));
+});
+
+test("compileSeccompCached: the same program as compileSeccomp, remembered per profile and arch", () => {
+  const caps = ["CAP_CHOWN", "CAP_NET_BIND_SERVICE"];
+  const docker = dockerDefaultProfile(caps, { arch: "x86_64" });
+  const first = compileSeccompCached(docker, { arch: "x86_64" });
+  assert.deepEqual(first, compileSeccomp(docker, { arch: "x86_64" }));
+  // A profile built afresh with the same content is the same entry.
+  assert.equal(compileSeccompCached(dockerDefaultProfile(caps, { arch: "x86_64" }), { arch: "x86_64" }), first);
+  const admin = dockerDefaultProfile([...caps, "CAP_SYS_ADMIN"], { arch: "x86_64" });
+  assert.deepEqual(compileSeccompCached(admin, { arch: "x86_64" }), compileSeccomp(admin, { arch: "x86_64" }));
+  assert.notDeepEqual(compileSeccompCached(admin, { arch: "x86_64" }).program, first.program);
+  assert.notEqual(compileSeccompCached(docker, { arch: "aarch64" }), first);
+  // Invalid profiles still throw every time (nothing is remembered for them).
+  const bad = { defaultAction: "SCMP_ACT_NOPE" } as unknown as Seccomp;
+  assert.throws(() => compileSeccompCached(bad, { arch: "x86_64" }), BerthError);
+  assert.throws(() => compileSeccompCached(bad, { arch: "x86_64" }), BerthError);
 });
