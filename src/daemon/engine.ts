@@ -4,7 +4,8 @@
 
 import { spawn, spawnSync } from "node:child_process";
 import { EventEmitter } from "node:events";
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { cgroupPids, cgroupStats, destroyCgroup, freezeCgroup, oomKilled, thawCgroup, updateCgroup } from "../cgroups/index.js";
@@ -956,11 +957,12 @@ export class Engine {
       for (const e of [...this.#execs.values()]) if (e.ContainerID === r.Id) this.#execs.delete(e.ID);
       // Rename away first: a crash mid-delete leaves a trash dir that load() removes, never half a record.
       const trash = join(this.dataRoot, "containers", `.trash-${r.Id}`);
-      const { renameSync } = await import("node:fs");
       renameSync(this.#dir(r.Id), trash);
       this.#records.delete(r.Id);
       if (this.#names.get(r.Name.slice(1)) === r.Id) this.#names.delete(r.Name.slice(1));
-      rmSync(trash, { recursive: true, force: true });
+      // The rename was the removal; deleting the files (the upper layer can be large) needn't hold up
+      // the client. A trash dir left by a crash is removed by load().
+      void rm(trash, { recursive: true, force: true }).catch((err: Error) => this.#log(`removing ${trash}: ${err.message}`));
       rmSync(join(this.execRoot, "engine", r.Id), { recursive: true, force: true });
       if (o.volumes) {
         for (const v of r.berth.anonVolumes) {
