@@ -2,10 +2,13 @@
 // store. Overlay whiteouts (0:0 character devices) become OCI `.wh.` entries, opaque dirs `.wh..wh..opq`.
 
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream, lstatSync, readdirSync, readlinkSync, rmSync } from "node:fs";
+import { createReadStream, createWriteStream, lstatSync, readdirSync, readlinkSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
+import { DEFAULT_PATH } from "../core/defaults.js";
+import { hostPlatform, type ImageConfig } from "../images/manifest.js";
+import type { Descriptor } from "../images/store-api.js";
 import type { ImageStore } from "../images/store.js";
 import { parseReference } from "../images/reference.js";
 import type { ContainerConfig } from "./types.js";
@@ -70,13 +73,47 @@ export interface CommitRequest {
   author?: string;
   /** Config fields to set (docker's --change, already parsed, and the request body). */
   overrides?: Partial<ContainerConfig>;
+  /**
+   * For a container of the built-in `host` image, which is a directory and not a stored image: its
+   * root filesystem, which becomes the new image's first layer (docker can always commit).
+   */
+  baseRootfs?: string;
+}
+
+/** The built-in host image as a one-layer stored base: its rootfs tarred into a layer blob. */
+async function hostBase(store: ImageStore, rootfs: string, tmpDir: string): Promise<{ config: ImageConfig; layers: Descriptor[] }> {
+  const tmp = join(tmpDir, `commit-host-${process.pid}-${Date.now()}.tar`);
+  try {
+    const layer = await layerFromUpper(rootfs, tmp);
+    await store.ingestBlob({ digest: layer.digest, size: layer.size }, async (offset) => createReadStream(tmp, { start: offset }));
+    const created = statSync(rootfs).mtime.toISOString();
+    return {
+      config: {
+        ...hostPlatform(),
+        created,
+        config: { Env: [`PATH=${DEFAULT_PATH}`] },
+        rootfs: { type: "layers", diff_ids: [layer.digest] },
+        history: [{ created, created_by: "berth: the built-in host image" }],
+      },
+      layers: [{ mediaType: LAYER_TAR, digest: layer.digest, size: layer.size }],
+    };
+  } finally {
+    rmSync(tmp, { force: true });
+  }
 }
 
 export async function commitContainer(c: CommitRequest): Promise<string> {
   const { store } = c;
-  if (!store.storedImage(c.imageId)) throw new EngineError(501, "commit needs a container from an image in the image store (the built-in host image has no layers to build on)");
-  const base = await store.imageConfig(c.imageId);
-  const manifest = await store.imageManifest(c.imageId);
+  let base: ImageConfig;
+  let baseLayers: Descriptor[];
+  if (store.storedImage(c.imageId)) {
+    base = await store.imageConfig(c.imageId);
+    baseLayers = (await store.imageManifest(c.imageId)).layers;
+  } else if (c.baseRootfs) {
+    ({ config: base, layers: baseLayers } = await hostBase(store, c.baseRootfs, c.tmpDir));
+  } else {
+    throw new EngineError(404, `cannot commit: the container's image ${c.imageId} is no longer in the image store`);
+  }
   const tmp = join(c.tmpDir, `commit-${process.pid}-${Date.now()}.tar`);
   try {
     const layer = await layerFromUpper(c.upper, tmp);
@@ -110,7 +147,7 @@ export async function commitContainer(c: CommitRequest): Promise<string> {
       schemaVersion: 2,
       mediaType: "application/vnd.oci.image.manifest.v1+json",
       config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: configDigest, size: configBytes.length },
-      layers: [...manifest.layers, { mediaType: LAYER_TAR, digest: layer.digest, size: layer.size }],
+      layers: [...baseLayers, { mediaType: LAYER_TAR, digest: layer.digest, size: layer.size }],
     };
     const manifestDigest = await store.putBlobBytes(Buffer.from(JSON.stringify(newManifest)));
     let ref;

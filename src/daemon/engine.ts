@@ -21,7 +21,7 @@ import { diskOf, enableBlkioAccounting, readBlkio, readNetworks } from "./stats.
 import { EventBus } from "./events.js";
 import { containerMatches, type FilterableContainer, type Filters, validateContainerFilters } from "./filters.js";
 import { HealthMonitor } from "./health.js";
-import { ImageBackend, type ResolvedImage } from "./images.js";
+import { HOST_IMAGE_ID, ImageBackend, type ResolvedImage } from "./images.js";
 import { JsonLogWriter, type LogEntry, parseLogOpts, readLog, type ReadOptions } from "./jsonlog.js";
 import { nextBackoff, shouldRestart, validateRestartPolicy } from "./restart.js";
 import { adoptProcess, type ContainerProcess, createProcess, type ExecProcess, execProcess, type MonitorFiles } from "./supervisor.js";
@@ -1474,6 +1474,8 @@ export class Engine {
       mkdirSync(join(this.dataRoot, "tmp"), { recursive: true });
       const id = await commitContainer({
         store: this.images.store, imageId: r.Image, upper: join(this.#dir(r.Id), "upper"), tmpDir: join(this.dataRoot, "tmp"),
+        // The built-in host image is a directory, not a stored image: its rootfs becomes the base layer.
+        baseRootfs: r.Image === HOST_IMAGE_ID ? r.berth.lowerDirs[0] : undefined,
         containerConfig: r.Config, repo: o.repo, tag: o.tag, comment: o.comment, author: o.author, overrides: o.overrides,
       });
       this.#event(r, "commit");

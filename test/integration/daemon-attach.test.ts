@@ -237,6 +237,28 @@ describe("engine vs docker: detach keys, exec clients, stats I/O, commit of host
     const s = (await d.api("GET", "/containers/nonet/stats?stream=0&one-shot=1")).body as Stats;
     assert.equal(s.networks, undefined);
   });
+
+  test("commit of a container from the built-in host image: the host rootfs becomes the base layer; the new image runs", () => {
+    const id = ok(d.docker(["run", "--name", "fromhost", "--network", "none", "host", "sh", "-c", "echo hi > /f; rm /usr/bin/ls"]), "run");
+    assert.equal(id, "");
+    ids.push(ok(d.docker(["inspect", "-f", "{{.Id}}", "fromhost"]), "inspect").trim());
+    assert.match(ok(d.docker(["commit", "-m", "from host", "fromhost", "hostcommit:1"]), "commit"), /^sha256:[0-9a-f]{64}\n$/);
+    assert.equal(ok(d.docker(["run", "--rm", "--network", "none", "hostcommit:1", "cat", "/f"]), "run"), "hi\n");
+    // The deletion is a whiteout over the host layer; the rest of the host image is there.
+    const r = d.docker(["run", "--rm", "--network", "none", "hostcommit:1", "sh", "-c", "test -e /usr/bin/ls && echo present || echo gone; id -u"]);
+    assert.equal(ok(r, "run"), "gone\n0\n");
+    assert.equal(ok(d.docker(["image", "inspect", "-f", "{{len .RootFS.Layers}} {{.Config.Cmd}}", "hostcommit:1"]), "image inspect").trim(), "2 [sh -c echo hi > /f; rm /usr/bin/ls]");
+    assert.match(ok(d.docker(["history", "hostcommit:1"]), "history"), /berth commit\s.*from host[\s\S]*the built-in host image/);
+    // The berth CLI, and a second commit of another host container reuses the same host layer.
+    ok(d.berth(["run", "-d", "--name", "fromhost2", "--network", "none", "host", "sh", "-c", "echo two > /g; sleep 100"]), "berth run -d");
+    ids.push(ok(d.docker(["inspect", "-f", "{{.Id}}", "fromhost2"]), "inspect").trim());
+    ok(d.berth(["commit", "fromhost2", "hostcommit:2"]), "berth commit");
+    assert.equal(ok(d.berth(["run", "--rm", "--network", "none", "hostcommit:2", "cat", "/g"]), "berth run"), "two\n");
+    const layers = (tag: string) => ok(d.docker(["image", "inspect", "-f", "{{index .RootFS.Layers 0}}", tag]), "image inspect").trim();
+    assert.equal(layers("hostcommit:1"), layers("hostcommit:2"));
+    ok(d.docker(["rm", "-f", "fromhost", "fromhost2"]), "rm");
+    ok(d.docker(["rmi", "hostcommit:1", "hostcommit:2"]), "rmi");
+  });
 });
 
 /** The one child of a process (script's docker). */
