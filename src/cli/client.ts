@@ -73,9 +73,9 @@ export class Client {
     this.#autostart = !host && !process.env.BERTH_HOST;
   }
 
-  #raw(method: string, path: string, body?: Buffer | string | NodeJS.ReadableStream, headers: Record<string, string> = {}): Promise<IncomingMessage> {
+  #raw(method: string, path: string, body?: Buffer | string | NodeJS.ReadableStream, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
-      const req = httpRequest({ socketPath: this.socket, method, path: `${API}${path}`, headers: { Host: "berth", ...headers } }, resolve);
+      const req = httpRequest({ socketPath: this.socket, method, path: `${API}${path}`, headers: { Host: "berth", ...headers }, signal }, resolve);
       req.on("error", reject);
       if (body === undefined) req.end();
       else if (typeof body === "string" || Buffer.isBuffer(body)) req.end(body);
@@ -152,11 +152,12 @@ export class Client {
     }
   }
 
-  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  /** A request and its whole answer; `signal` aborts it (the promise then rejects). */
+  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
     await this.ensure();
     const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : JSON.stringify(body);
     const h = body !== undefined && !Buffer.isBuffer(body) ? { "Content-Type": "application/json", ...headers } : headers;
-    const res = await this.#raw(method, path, payload, h);
+    const res = await this.#raw(method, path, payload, h, signal);
     const chunks: Buffer[] = [];
     for await (const c of res) chunks.push(c as Buffer);
     const out = { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) };
@@ -164,8 +165,8 @@ export class Client {
     return out;
   }
 
-  async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.request(method, path, body);
+  async json<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const res = await this.request(method, path, body, {}, signal);
     return (res.body.length ? JSON.parse(res.body.toString()) : undefined) as T;
   }
 

@@ -307,7 +307,8 @@ function pipeStdin(socket: Socket, rawTty: boolean, detach?: { keys?: string; on
 /** Attaches, starts, streams and waits: `berth run` in the foreground and `berth start -a`. */
 async function attachAndWait(c: Client, id: string, o: { tty: boolean; stdin: boolean; start: boolean; autoRemove: boolean; memory?: number; detachKeys?: string; onDetach?: () => number }): Promise<number> {
   const socket = await c.hijack(`/containers/${id}/attach${query({ stream: true, stdin: o.stdin, stdout: true, stderr: true, detachKeys: o.detachKeys || undefined })}`);
-  const waitRes = c.json<{ StatusCode: number; OOMKilled?: boolean }>("POST", `/containers/${id}/wait${query({ condition: o.start ? "next-exit" : "not-running" })}`);
+  const waitAbort = new AbortController();
+  const waitRes = c.json<{ StatusCode: number; OOMKilled?: boolean }>("POST", `/containers/${id}/wait${query({ condition: o.start ? "next-exit" : "not-running" })}`, undefined, waitAbort.signal);
   waitRes.catch(() => undefined);
   const output = pipeOutput(socket, o.tty);
   // The detach keys end the attach; the container keeps running.
@@ -342,7 +343,10 @@ async function attachAndWait(c: Client, id: string, o: { tty: boolean; stdin: bo
       resize();
     }
     const result = await Promise.race([waitRes, detachedByKeys]);
-    if (result === "detached") return o.onDetach ? o.onDetach() : 0;
+    if (result === "detached") {
+      waitAbort.abort(); // the container runs on: stop waiting for it
+      return o.onDetach ? o.onDetach() : 0;
+    }
     // The rest of the output (the stream ends right after the exit); never wait long for it.
     await Promise.race([output, new Promise((r) => setTimeout(r, 2000).unref())]);
     if (result.OOMKilled) {

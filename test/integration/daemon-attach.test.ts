@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { isRoot } from "../helpers/berth.js";
+import { BERTH_BIN, isRoot } from "../helpers/berth.js";
 import { containerCgroups, DOCKER, TestDaemon, waitFor } from "../helpers/daemon.js";
 
 const skip = !isRoot ? "needs root" : !DOCKER ? "needs the docker CLI" : false;
@@ -18,16 +18,16 @@ function ok(r: { code: number | null; stdout: string; stderr: string }, what: st
   return r.stdout;
 }
 
-/** A docker CLI command on a pty (util-linux `script`), fed from a pipe: what a terminal user types. */
+/** A docker (or berth) CLI command on a pty (util-linux `script`), fed from a pipe: what a terminal user types. */
 class PtyDocker {
   readonly proc: ChildProcess;
   output = "";
   readonly exited: Promise<number | null>;
 
-  constructor(d: TestDaemon, command: string) {
-    this.proc = spawn("script", ["-qec", `${DOCKER} ${command}`, "/dev/null"], {
+  constructor(d: TestDaemon, command: string, cli = DOCKER) {
+    this.proc = spawn("script", ["-qec", `${cli} ${command}`, "/dev/null"], {
       stdio: ["pipe", "pipe", "pipe"],
-      env: { ...process.env, DOCKER_HOST: d.host, DOCKER_CONFIG: join(d.root, "docker-config"), TERM: "dumb" },
+      env: { ...process.env, DOCKER_HOST: d.host, BERTH_HOST: d.host, DOCKER_CONFIG: join(d.root, "docker-config"), TERM: "dumb" },
     });
     this.proc.stdout?.on("data", (c: Buffer) => { this.output += c.toString("latin1"); });
     this.proc.stderr?.on("data", (c: Buffer) => { this.output += c.toString("latin1"); });
@@ -143,6 +143,39 @@ describe("engine vs docker: detach keys, exec clients, stats I/O, commit of host
     assert.match(ex.output, /read escape sequence/);
     assert.ok(d.docker(["exec", "dk", "ps", "-eo", "args"]).stdout.includes("sleep 4242"), "the exec runs on after its client detached");
     assert.ok(running("dk"));
+  });
+
+  test("berth run -it, attach, start -ai, exec -it detach with the keys (or --detach-keys) as docker's CLI does", async () => {
+    const berth = `${process.execPath} ${BERTH_BIN}`;
+    const run = new PtyDocker(d, "run -it --name bk host sh", berth);
+    await run.ready(11);
+    run.type("\x10\x11");
+    assert.equal(await run.done(), 0, run.output);
+    ids.push(ok(d.docker(["inspect", "-f", "{{.Id}}", "bk"]), "inspect").trim());
+    assert.ok(running("bk"), "berth run -it detached, the container runs on");
+    const att = new PtyDocker(d, "attach --detach-keys ctrl-x,y bk", berth);
+    await att.ready(12);
+    att.type("\x18y");
+    assert.equal(await att.done(), 1, att.output);
+    assert.match(att.output, /read escape sequence/);
+    assert.ok(running("bk"));
+    const ex = new PtyDocker(d, "exec -it bk sh", berth);
+    await ex.ready(13);
+    ex.type("exec sleep 4343\r");
+    await waitFor("the exec'd sleep", () => d.docker(["exec", "bk", "ps", "-eo", "args"]).stdout.includes("sleep 4343"));
+    ex.type("\x10\x11");
+    assert.equal(await ex.done(), 1, ex.output);
+    assert.ok(d.docker(["exec", "bk", "ps", "-eo", "args"]).stdout.includes("sleep 4343"));
+    ok(d.docker(["rm", "-f", "bk"]), "rm");
+    ids.push(ok(d.berth(["create", "-it", "--name", "bk2", "host", "sh"]), "create").trim());
+    const start = new PtyDocker(d, "start -ai bk2", berth);
+    await start.ready(14);
+    start.type("\x10\x11");
+    assert.equal(await start.done(), 0, start.output);
+    assert.ok(running("bk2"));
+    const bad = d.berth(["run", "--detach-keys", "ctrl-1", "host", "true"]);
+    assert.equal(bad.code, 125);
+    assert.match(bad.stderr, /Invalid detach keys \(ctrl-1\) provided/);
   });
 
   test("the daemon finds the detach keys in a tty attach's stdin (split across reads), closes the stream, and publishes detach", async () => {
