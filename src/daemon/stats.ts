@@ -155,5 +155,9 @@ export function diskOf(path: string): string | undefined {
  */
 export function enableBlkioAccounting(plan: CgroupPlan, disk: string | undefined): void {
   if (plan.mode === "v2" || !disk || !plan.paths.blkio) return;
-  try { writeFileSync(join(plan.paths.blkio, "blkio.throttle.read_bps_device"), `${disk} 0`); } catch { /* no blkio throttling here */ }
+  const file = join(plan.paths.blkio, "blkio.throttle.read_bps_device");
+  // A rule the container asked for already activates it (and writing 0 would lift that limit).
+  const rules = readOptional(file);
+  if (rules === undefined || rules.split("\n").some((l) => l.startsWith(`${disk} `))) return;
+  try { writeFileSync(file, `${disk} 0`); } catch { /* no blkio throttling here */ }
 }
