@@ -18,6 +18,8 @@
 //   prepare / release   the library's leasing, /etc files and state writes (no kernel work)
 //   prepare-with-port   prepare with one -p: adds the port probe and one `nft add element`
 //   release-with-port   release with one -p: `nft delete element` (slow in the kernel: ~20 ms)
+//   prepare-with-v6-port / release-with-v6-port   -p [::1]::80: the probe and the userland proxy's listen
+//                       (no nft work) / its close
 // Nothing here asserts a speed. Private data root; everything made is removed at the end.
 
 import { spawn, spawnSync } from "node:child_process";
@@ -151,19 +153,19 @@ async function main(): Promise<void> {
       await timeCommand("ip", ["link", "del", name]);
       return t;
     };
-    const prepareOnly = async (withPort: boolean) => {
+    const prepareOnly = async (portOn?: string) => {
       const id = newContainerId();
       const t0 = nowMs();
       const net = await prepareContainerNetwork(ctx, {
         containerId: id, hostname: "x", mode: "bridge",
-        publish: withPort ? [{ proto: "tcp", hostIp: "127.0.0.1", hostPort: 0, containerPort: 80 }] : [],
+        publish: portOn !== undefined ? [{ proto: "tcp", hostIp: portOn, hostPort: 0, containerPort: 80 }] : [],
       });
       const t1 = nowMs();
       await net.release();
       return { prepare: t1 - t0, release: nowMs() - t1 };
     };
 
-    const extra: Record<string, number[]> = { release: [], "release-with-port": [] };
+    const extra: Record<string, number[]> = { release: [], "release-with-port": [], "release-with-v6-port": [] };
     const variants: Record<string, () => Promise<number>> = {
       "berth-lib-none": () => runLib("none"),
       "berth-lib-bridge": () => runLib("bridge"),
@@ -172,8 +174,9 @@ async function main(): Promise<void> {
       "netlink-in-helper": netlinkPieces,
       "helper-noop": helperNoop,
       "ip-per-step": ipPieces,
-      "prepare": async () => { const r = await prepareOnly(false); extra.release.push(r.release); return r.prepare; },
-      "prepare-with-port": async () => { const r = await prepareOnly(true); extra["release-with-port"].push(r.release); return r.prepare; },
+      "prepare": async () => { const r = await prepareOnly(); extra.release.push(r.release); return r.prepare; },
+      "prepare-with-port": async () => { const r = await prepareOnly("127.0.0.1"); extra["release-with-port"].push(r.release); return r.prepare; },
+      "prepare-with-v6-port": async () => { const r = await prepareOnly("::1"); extra["release-with-v6-port"].push(r.release); return r.prepare; },
     };
     if (dockerImage) {
       const img = dockerImage;
