@@ -249,8 +249,9 @@ route("GET", "/containers/json", (ctx) => {
 route("POST", "/containers/create", async (ctx) => {
   const body = await jsonBody(ctx);
   validateCreateBody(body);
-  const { HostConfig, NetworkingConfig: _n, ...config } = body;
-  const req: CreateRequest = { name: ctx.query.get("name") ?? undefined, config: config as CreateRequest["config"], hostConfig: (HostConfig ?? {}) as CreateRequest["hostConfig"] };
+  const { HostConfig, NetworkingConfig, ...config } = body;
+  const endpoints = (NetworkingConfig as { EndpointsConfig?: CreateRequest["endpoints"] } | undefined)?.EndpointsConfig ?? undefined;
+  const req: CreateRequest = { name: ctx.query.get("name") ?? undefined, config: config as CreateRequest["config"], hostConfig: (HostConfig ?? {}) as CreateRequest["hostConfig"], endpoints };
   sendJson(ctx, 201, await ctx.engine.create(req));
 });
 

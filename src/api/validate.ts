@@ -55,7 +55,8 @@ const HOST_FIELDS: Record<string, Kind> = {
   CapAdd: "string[]", CapDrop: "string[]", Privileged: "boolean", ReadonlyRootfs: "boolean", SecurityOpt: "string[]", Tmpfs: "map",
   CpuShares: "number", Memory: "number", NanoCpus: "number", CpuPeriod: "number", CpuQuota: "number", CpusetCpus: "string",
   MemorySwap: "number", MemoryReservation: "number", PidsLimit: "number", Mounts: "array", Init: "boolean", ConsoleSize: "number[]",
-  Dns: "string[]", ExtraHosts: "string[]", GroupAdd: "string[]", Ulimits: "array",
+  Dns: "string[]", ExtraHosts: "string[]", GroupAdd: "string[]", Ulimits: "array", DnsSearch: "string[]", DnsOptions: "string[]",
+  PublishAllPorts: "boolean",
 };
 
 const HEALTH_FIELDS: Record<string, Kind> = { Test: "string[]", Interval: "number", Timeout: "number", Retries: "number", StartPeriod: "number", StartInterval: "number" };

@@ -26,7 +26,7 @@ import { JsonLogWriter, type LogEntry, parseLogOpts, readLog, type ReadOptions }
 import { nextBackoff, shouldRestart, validateRestartPolicy } from "./restart.js";
 import { adoptProcess, type ContainerProcess, createProcess, type ExecProcess, execProcess, type MonitorFiles } from "./supervisor.js";
 import { monitorAlive, readExitFile } from "../runtime/monitor.js";
-import type { ContainerConfig, ContainerRecord, HostConfig, MountPoint } from "./types.js";
+import type { BerthPrivate, ContainerConfig, ContainerRecord, HostConfig, MountPoint } from "./types.js";
 import { badRequest, conflict, EngineError, humanDuration, KeyedMutex, NAME_PATTERN, newId, notFound, notModified, parseSignalArg, randomName, readJson, writeJsonAtomic, ZERO_TIME } from "./util.js";
 import { VolumeStore } from "./volumes.js";
 import {
@@ -37,7 +37,9 @@ import {
   networkContext,
   parseAddHost,
   portSpecsFromDocker,
+  type PortSpec,
   prepareContainerNetwork,
+  publishAll,
   releaseContainerNetwork,
   restorePortProxies,
   sweepNetworks,
@@ -57,6 +59,15 @@ export interface CreateRequest {
   name?: string;
   config: Partial<ContainerConfig> & { Image: string };
   hostConfig: Partial<HostConfig>;
+  /** NetworkingConfig.EndpointsConfig, by network name ("default" for the default network). */
+  endpoints?: Record<string, EndpointSettings | null>;
+}
+
+/** The part of docker's EndpointSettings a create request can set. */
+export interface EndpointSettings {
+  IPAMConfig?: { IPv4Address?: string } | null;
+  Aliases?: string[] | null;
+  MacAddress?: string;
 }
 
 /** What is live for a container whose process exists. */
@@ -98,6 +109,25 @@ function stripBerth(r: ContainerRecord): Omit<ContainerRecord, "berth"> {
   return rest;
 }
 
+/** The endpoint settings of the container's network (docker's CLI sends its "default" entry without --network). */
+function endpointSettings(req: CreateRequest, net: string): NonNullable<BerthPrivate["endpoint"]> {
+  const all = req.endpoints ?? {};
+  const e = all[net] ?? (net === "default" ? all.bridge : net === "bridge" ? all.default : undefined) ?? {};
+  // Before API 1.44 the MAC address was Config.MacAddress.
+  const mac = e.MacAddress || (req.config as { MacAddress?: string }).MacAddress || undefined;
+  if (mac && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac)) throw badRequest(`invalid MAC address: ${mac}`);
+  return { ip: e.IPAMConfig?.IPv4Address || undefined, aliases: e.Aliases?.length ? [...e.Aliases] : undefined, mac };
+}
+
+/** PortBindings, and with PublishAllPorts every other exposed port on a free host port (as dockerd). */
+function publishedPorts(h: HostConfig, exposed: Record<string, object> | undefined): PortSpec[] {
+  const bound = portSpecsFromDocker(h.PortBindings);
+  if (!h.PublishAllPorts) return bound;
+  const keys = Object.keys(exposed ?? {}).map((k) => (k.includes("/") ? k : `${k}/tcp`));
+  const taken = new Set(bound.map((b) => `${b.containerPort}/${b.proto}`));
+  return [...bound, ...publishAll(keys.filter((k) => !taken.has(k)))];
+}
+
 function emptyState(): ContainerRecord["State"] {
   return { Status: "created", Running: false, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: 0, ExitCode: 0, Error: "", StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME };
 }
@@ -116,11 +146,11 @@ export function defaultHostConfig(h: Partial<HostConfig>): HostConfig {
     ConsoleSize: h.ConsoleSize ?? [0, 0],
     CapAdd: h.CapAdd ?? null,
     CapDrop: h.CapDrop ?? null,
-    Dns: [], DnsOptions: [], DnsSearch: [],
-    ExtraHosts: null, GroupAdd: null,
+    Dns: h.Dns ?? [], DnsOptions: h.DnsOptions ?? [], DnsSearch: h.DnsSearch ?? [],
+    ExtraHosts: h.ExtraHosts?.length ? h.ExtraHosts : null, GroupAdd: null,
     IpcMode: "private", Cgroup: "", Links: null, OomScoreAdj: 0, PidMode: "",
     Privileged: h.Privileged ?? false,
-    PublishAllPorts: false,
+    PublishAllPorts: h.PublishAllPorts ?? false,
     ReadonlyRootfs: h.ReadonlyRootfs ?? false,
     SecurityOpt: h.SecurityOpt ?? null,
     Tmpfs: h.Tmpfs,
@@ -401,6 +431,17 @@ export class Engine {
     if (req.hostConfig.PortBindings && Object.keys(req.hostConfig.PortBindings).length > 0 && (net === "none" || net === "host")) {
       throw badRequest(`port publishing needs a bridge network, not --network ${net}`);
     }
+    const endpoint = endpointSettings(req, net);
+    // dockerd's checks: aliases and a fixed address only on user-defined networks.
+    const userDefined = !["none", "host", "default", "bridge"].includes(net) && !net.startsWith("container:");
+    if (endpoint.aliases?.length && !userDefined) throw badRequest("network-scoped aliases are only supported for user-defined networks");
+    if (endpoint.ip && !userDefined) throw badRequest("user specified IP address is supported on user defined networks only");
+    if (endpoint.mac && (net === "host" || net === "none" || net.startsWith("container:"))) throw badRequest("conflicting options: mac-address and the network mode");
+    try {
+      for (const e of h.ExtraHosts ?? []) parseAddHost(e);
+    } catch (err) {
+      throw badRequest((err as Error).message);
+    }
     const image = await this.images.resolve(req.config.Image);
     const id = newId();
     const reserveName = name ?? randomName((n) => this.#names.has(n));
@@ -409,6 +450,7 @@ export class Engine {
     this.#names.set(reserveName, id);
     try {
       const record = this.#buildRecord(id, reserveName, req, h, image);
+      if (endpoint.ip || endpoint.aliases?.length || endpoint.mac) record.berth.endpoint = endpoint;
       const dir = this.#dir(id);
       for (const d of ["", "upper", "work", "rootfs"]) mkdirSync(join(dir, d), { mode: 0o711 });
       this.#prepareMounts(record, image);
@@ -441,7 +483,8 @@ export class Engine {
       AttachStdin: c.AttachStdin ?? false,
       AttachStdout: c.AttachStdout ?? false,
       AttachStderr: c.AttachStderr ?? false,
-      ExposedPorts: c.ExposedPorts ?? ic.ExposedPorts,
+      // The image's ports and the request's (-p, --expose) together, as dockerd merges them.
+      ExposedPorts: c.ExposedPorts || ic.ExposedPorts ? { ...(ic.ExposedPorts ?? {}), ...(c.ExposedPorts ?? {}) } : undefined,
       Tty: c.Tty ?? false,
       OpenStdin: c.OpenStdin ?? false,
       StdinOnce: c.StdinOnce ?? false,
@@ -655,13 +698,24 @@ export class Engine {
     const mode = this.#networkMode(r);
     if (mode === "none" || mode === "host") return undefined;
     const h = r.HostConfig;
+    // container:NAME names one of this engine's containers, which must be running (dockerd's words).
+    let joinTarget: { id: string; pid: number } | undefined;
+    if (mode.startsWith("container:")) {
+      const target = this.lookup(mode.slice("container:".length));
+      if (!target.State.Running || !target.State.Pid) throw conflict(`cannot join network of a non running container: ${target.Id}`);
+      joinTarget = { id: target.Id, pid: target.State.Pid };
+    }
     try {
       return await prepareContainerNetwork(this.net, {
+        joinTarget,
         containerId: r.Id,
         name: r.Name.replace(/^\//, ""),
         hostname: r.Config.Hostname || r.Id.slice(0, 12),
         mode,
-        publish: portSpecsFromDocker(h.PortBindings),
+        publish: publishedPorts(h, r.Config.ExposedPorts),
+        ip: r.berth.endpoint?.ip,
+        aliases: r.berth.endpoint?.aliases,
+        mac: r.berth.endpoint?.mac,
         dns: h.Dns?.length ? h.Dns : undefined,
         dnsSearch: h.DnsSearch?.length ? h.DnsSearch : undefined,
         dnsOptions: h.DnsOptions?.length ? h.DnsOptions : undefined,

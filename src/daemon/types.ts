@@ -151,6 +151,8 @@ export interface BerthPrivate {
   tmpfs: { target: string; options: string[] }[];
   /** The resolved stop signal and timeout. */
   stopSignal: string;
+  /** The create request's endpoint settings for its network (NetworkingConfig): --ip, --network-alias, --mac-address. */
+  endpoint?: { ip?: string; aliases?: string[]; mac?: string };
 }
 
 export interface ContainerRecord {

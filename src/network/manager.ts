@@ -607,6 +607,8 @@ export interface ContainerNetworkRequest {
   ownerIsContainer?: boolean;
   /** Where foreground containers keep state (for container:NAME), default /run/berth. */
   stateRoot?: string;
+  /** For container:NAME, the container an engine already found (its records, not foreground state files). */
+  joinTarget?: { id: string; pid: number };
 }
 
 export interface ContainerNetwork {
@@ -669,7 +671,7 @@ export async function prepareContainerNetwork(ctx: NetworkContext, req: Containe
   }
   if (req.mode.startsWith("container:")) {
     if (req.publish?.length) throw new BerthError("conflicting options: -p cannot be used with --network container:");
-    const target = findContainerPid(ctx, req.mode.slice("container:".length), req.stateRoot ?? "/run/berth");
+    const target = req.joinTarget ?? findContainerPid(ctx, req.mode.slice("container:".length), req.stateRoot ?? "/run/berth");
     const dir = containerFilesDir(ctx, target.id);
     let binds: ContainerNetwork["binds"] = [];
     try { readFileSync(join(dir, "hosts")); binds = etcBinds(dir).filter((b) => b.destination !== "/etc/hostname"); } catch { /* none */ }
