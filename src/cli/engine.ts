@@ -17,7 +17,7 @@ import { parseCpuset, parseMemorySwap, parseSize } from "../util/size.js";
 import { ApiError, Client, query } from "./client.js";
 import { addContainerOptions } from "./container-options.js";
 import { formatRows, PS_DEFAULT, PS_HEADERS, psRow, renderTemplate, tabulate } from "./format.js";
-import type { RunNetworkFlags } from "./network.js";
+import { addRunNetworkOptions, networkCreateFields, type RunNetworkFlags } from "./network.js";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -95,7 +95,7 @@ function parseKeyVals(list: string[], flag: string): Record<string, string> {
   return out;
 }
 
-export interface EngineRunFlags {
+export interface EngineRunFlags extends Partial<Omit<RunNetworkFlags, "network">> {
   interactive?: boolean;
   tty?: boolean;
   rm?: boolean;
@@ -180,6 +180,7 @@ export function createBody(image: string, command: string[], f: EngineRunFlags):
   const cpus = f.cpus !== undefined ? Number(f.cpus) : undefined;
   if (cpus !== undefined && !(cpus > 0)) throw new BerthError(`invalid value "${f.cpus}" for --cpus: expected a positive number, e.g. 1.5`);
   const interactive = Boolean(f.interactive);
+  const net = networkCreateFields(f, (s) => process.stderr.write(s));
   return {
     Hostname: f.hostname ?? "",
     User: f.user ?? "",
@@ -199,12 +200,13 @@ export function createBody(image: string, command: string[], f: EngineRunFlags):
     Healthcheck: hc,
     StopSignal: f.stopSignal,
     StopTimeout: f.stopTimeout !== undefined ? Number(f.stopTimeout) : undefined,
+    ...net.config,
     HostConfig: {
       Binds: binds,
       Mounts: f.mount.map(parseMount),
       Tmpfs: Object.keys(tmpfs).length ? tmpfs : undefined,
       // docker's CLI sends "default" without --network: the daemon's default bridge.
-      NetworkMode: f.network || "default",
+      ...net.hostConfig,
       RestartPolicy: restart,
       AutoRemove: Boolean(f.rm),
       Privileged: Boolean(f.privileged),
@@ -222,6 +224,7 @@ export function createBody(image: string, command: string[], f: EngineRunFlags):
       LogConfig: { Type: f.logDriver ?? "json-file", Config: parseKeyVals(f.logOpt, "--log-opt") },
       ConsoleSize: f.tty && process.stdout.isTTY ? [process.stdout.rows, process.stdout.columns] : [0, 0],
     },
+    NetworkingConfig: net.networkingConfig,
   };
 }
 
@@ -468,21 +471,18 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
     program.addOption(new Option("-H, --host <unix:///path>", "daemon socket to connect to").env("BERTH_HOST"));
   }
 
-  // `berth run` goes through the daemon (the default bridge included); what only the in-process path
-  // supports (--rootfs, user namespaces, user networks, container:, -p and the other network flags, for
-  // now) keeps using it.
+  // `berth run` goes through the daemon, networking included (-p, -P, user networks, container:, ...),
+  // as docker's CLI does; the in-process path is for BERTH_NO_DAEMON=1 and for what only it supports
+  // (--rootfs, user namespaces).
   const run = program.commands.find((x) => x.name() === "run");
   if (run) {
     const original = (run as unknown as { _actionHandler: (args: unknown[]) => Promise<void> })._actionHandler;
-    addEngineRunOptions(run).action(async (args: string[], f: EngineRunFlags & { rootfs?: string; uidmap?: string[]; gidmap?: string[] } & Partial<RunNetworkFlags>, cmd: Command) => {
-      const networkFlags = [f.publish, f.expose, f.networkAlias, f.dns, f.dnsSearch, f.dnsOption, f.addHost].some((l) => (l?.length ?? 0) > 0) ||
-        f.publishAll === true || f.ip !== undefined || f.macAddress !== undefined;
-      const legacy = process.env.BERTH_NO_DAEMON === "1" || f.rootfs !== undefined || (f.uidmap?.length ?? 0) > 0 || (f.gidmap?.length ?? 0) > 0 ||
-        !["none", "host", "default", "bridge", ""].includes(f.network ?? "default") || networkFlags;
+    addEngineRunOptions(run).action(async (args: string[], f: EngineRunFlags & { rootfs?: string; uidmap?: string[]; gidmap?: string[] }, cmd: Command) => {
+      const legacy = process.env.BERTH_NO_DAEMON === "1" || f.rootfs !== undefined || (f.uidmap?.length ?? 0) > 0 || (f.gidmap?.length ?? 0) > 0;
       if (process.getuid?.() !== 0) throw new BerthError("berth run must be run as root (it creates namespaces, mounts and cgroups)");
       if (legacy) {
         const engineOnly = f.detach || f.restart || f.healthCmd || f.mount.length || f.tmpfs.length || f.init || f.label.length || f.detachKeys !== undefined;
-        if (engineOnly) throw new BerthError("-d, --restart, --health-*, --mount, --tmpfs, --init, -l and --detach-keys need the daemon; they can't be combined with --rootfs, --uidmap/--gidmap, bridge networks or -p yet");
+        if (engineOnly) throw new BerthError("-d, --restart, --health-*, --mount, --tmpfs, --init, -l and --detach-keys need the daemon; they can't be combined with --rootfs, --uidmap/--gidmap or BERTH_NO_DAEMON=1");
         return original.call(cmd, (cmd as unknown as { processedArgs: unknown[] }).processedArgs);
       }
       onExit(await engineRun(client(cmd), args, f));
@@ -513,8 +513,8 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
       .argument("<image>")
       .argument("[command...]")
       .passThroughOptions();
-    addContainerOptions(create)
-      .addOption(new Option("--network <mode>", "network: bridge, none, host, a network name or container:NAME").default("default", "bridge"));
+    addRunNetworkOptions(addContainerOptions(create)
+      .addOption(new Option("--network <mode>", "network: bridge, none, host, a network name or container:NAME").default("default", "bridge")));
     addEngineRunOptions(create).action(async (image: string, command: string[], f: EngineRunFlags, cmd: Command) => {
       const c = client(cmd);
       out(`${await createContainer(c, createBody(image, command, f), f.name)}\n`);

@@ -37,7 +37,8 @@ const skip = !isRoot ? "needs root" : !existsSync(BUSYBOX) ? "needs busybox-stat
 
 const dataRoot = mkdtempSync(join(tmpdir(), "berth-net-it-"));
 const ctx = networkContext({ dataRoot });
-const env = { ...process.env, BERTH_DATA_ROOT: dataRoot };
+// The in-process path (`berth run --rootfs`, `berth network`, `berth port` on this data root): no daemon.
+const env = { ...process.env, BERTH_DATA_ROOT: dataRoot, BERTH_NO_DAEMON: "1" };
 
 function berth(args: string[], timeoutMs = 30_000): CliResult {
   const r = spawnSync(BERTH_LAUNCHER, args, { encoding: "utf8", env, timeout: timeoutMs, killSignal: "SIGKILL" });
