@@ -127,7 +127,7 @@ describe("berth CLI networking through the daemon", { skip, concurrency: false }
     assert.equal(create.code, 0, show(create));
     // Created by the daemon: its API lists it.
     assert.match(berth(["network", "ls"]).stdout, /\bclinet\b/);
-    const db = berth(["run", "-d", "--network", "clinet", "--network-alias", "dbalias", "--ip", "10.203.9.50", "--name", "db", "clinet:1", "sleep", "100"]);
+    const db = berth(["run", "-d", "--network", "clinet", "--network-alias", "dbalias", "--ip", "10.203.9.50", "--mac-address", "02:42:0a:cb:09:99", "--name", "db", "clinet:1", "sleep", "100"]);
     assert.equal(db.code, 0, show(db));
     assert.equal(berth(["inspect", "-f", "{{.NetworkSettings.Networks.clinet.IPAddress}}", "db"]).stdout.trim(), "10.203.9.50");
     for (const name of ["db", "dbalias"]) {
@@ -135,10 +135,11 @@ describe("berth CLI networking through the daemon", { skip, concurrency: false }
       assert.equal(ping.code, 0, show(ping));
       assert.match(ping.stdout, /from 10\.203\.9\.50\b/);
     }
-    // container:db shares db's network namespace: the same eth0 address.
-    const shared = berth(["run", "--rm", "--network", "container:db", "clinet:1", "ip", "-o", "-4", "addr", "show", "eth0"]);
+    // container:db shares db's network namespace: the same eth0, with db's address and MAC.
+    const shared = berth(["run", "--rm", "--network", "container:db", "clinet:1", "sh", "-c", "ip -o -4 addr show eth0; ip -o link show eth0"]);
     assert.equal(shared.code, 0, show(shared));
     assert.match(shared.stdout, /inet 10\.203\.9\.50\//);
+    assert.match(shared.stdout, /link\/ether 02:42:0a:cb:09:99\b/);
     const files = berth(["run", "--rm", "--network", "clinet", "--add-host", "extra.test:192.0.2.7", "--dns-search", "example.test", "clinet:1", "cat", "/etc/hosts", "/etc/resolv.conf"]);
     assert.equal(files.code, 0, show(files));
     assert.match(files.stdout, /^192\.0\.2\.7\s+extra\.test$/m);
