@@ -54,7 +54,7 @@
 #include "monitor.h"
 
 #define PLAN_MAGIC 0x48545242u
-#define PLAN_VERSION 4u
+#define PLAN_VERSION 5u
 
 enum { FLAG_DETACH = 1, FLAG_KILL_ON_EOF = 2, FLAG_TTY_PROXY = 4, FLAG_RAW_TTY = 8, FLAG_MONITOR = 16 };
 
@@ -67,7 +67,7 @@ enum {
 	OP_NO_NEW_PRIVS = 35, OP_SECCOMP = 36, OP_CLOSE_FDS = 37, OP_CONSOLE = 38, OP_SETSID = 39,
 	OP_OPEN_EXEC_FIFO = 40, OP_EXEC = 41, OP_PDEATHSIG = 42, OP_UMASK = 43, OP_PERSONALITY = 45,
 	OP_MKDIR = 47, OP_LINK_UP = 50, OP_MKFIFO = 51, OP_SETXATTR = 52, OP_WAIT_EXEC_FIFO = 53, OP_RUN_HOOK = 54, OP_NETLINK = 55,
-	OP_MONITOR = 56, OP_MOUNT_SETATTR = 57, OP_CGROUP_DEVICE_FILTER = 58,
+	OP_MONITOR = 56, OP_MOUNT_SETATTR = 57, OP_CGROUP_DEVICE_FILTER = 58, OP_CHROOT_IN_PLACE = 59,
 };
 
 /* The control socket: fd 3 unless the controller passes preserved fds there and says where it is. */
@@ -924,6 +924,8 @@ static void __attribute__((noreturn)) run_child(uint32_t first)
 		case OP_READONLY_PATH: rc = do_readonly(o); break;
 		case OP_PIVOT_ROOT: rc = do_pivot_root(s(o, 0)); break;
 		case OP_CHROOT: rc = do_chroot(s(o, 0)); break;
+		/* In the runtime's own mount namespace: nothing may be moved onto its "/". */
+		case OP_CHROOT_IN_PLACE: rc = chroot(s(o, 0)) < 0 ? -1 : chdir("/"); break;
 		case OP_WRITE_FILE: rc = do_write_file(o); break;
 		case OP_CHDIR: {
 			rc = chdir(s(o, 0));

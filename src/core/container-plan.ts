@@ -70,6 +70,12 @@ export interface PlanContext {
   dieWithController?: boolean;
   noPivot?: boolean;
   /**
+   * The mount point holding a host path (from /proc/self/mountinfo; injected to keep this pure). Asked
+   * only for a shared rootfsPropagation: the mount holding the rootfs is then made private, as runc
+   * does, since pivot_root refuses a new root whose parent mount is shared.
+   */
+  mountPointOf?: (path: string) => string | undefined;
+  /**
    * cgroup v2 device rules compiled to eBPF (src/cgroups/device-filter.ts) and the cgroup dir to attach
    * the program to; the helper attaches it before clone, so the container never runs unfiltered.
    */
@@ -299,7 +305,16 @@ export function planContainer(spec: Spec, ctx: PlanContext): Plan {
   const ns = namespacePlan(linux.namespaces ?? []);
   const inUserNs = (ns.cloneFlags & CLONE.NEWUSER) !== 0 || ns.joins.some((n) => n.type === "user");
   const newMountNs = (ns.cloneFlags & CLONE.NEWNS) !== 0;
-  if (!newMountNs) throw new BerthError("linux.namespaces: a new mount namespace is required", { exitCode: 1 });
+  // A mount namespace joined by path is set up like a new one, as runc does (its mounts change too).
+  const joinedMountNs = ns.joins.some((n) => n.type === "mount");
+  // No "mount" entry: the container inherits the runtime's mount namespace (the spec's MUST; runc does
+  // it). Its mounts are then made in the host's table under the rootfs (berth-oci delete detaches
+  // them; runc leaves them), the host's propagation is left alone, and a plain chroot enters the
+  // rootfs: pivot_root, or a move onto "/", would change the host's root.
+  const hostMountNs = !newMountNs && !joinedMountNs;
+  if (hostMountNs && spec.root?.readonly) {
+    throw new BerthError('root.readonly: needs its own mount namespace (no "mount" entry in linux.namespaces)', { exitCode: 1 });
+  }
   const root = ctx.rootfs;
   const ops: Op[] = [];
 
@@ -330,15 +345,23 @@ export function planContainer(spec: Spec, ctx: PlanContext): Plan {
   if (spec.domainname) ops.push({ op: "setdomainname", name: spec.domainname });
   if (ns.cloneFlags & CLONE.NEWNET) ops.push({ op: "linkUp", name: "lo" });
 
-  // Nothing mounted below may propagate back to the host.
+  // Nothing mounted below may propagate back to the host. runc's order: the configured propagation on
+  // "/" first, then again on the new root after pivot_root. Unbindable would refuse the rootfs bind
+  // below (runc 1.1 fails there), so until pivot_root it is private.
   const rootPropagation = rootfsPropagationFlags(linux.rootfsPropagation);
-  ops.push({ op: "mount", source: "", root: "", target: "/", fstype: "", flags: rootPropagation, data: "", create: "none" });
+  const preRootPropagation = rootPropagation & MS_UNBINDABLE ? MS_REC | MS_PRIVATE : rootPropagation;
+  if (!hostMountNs) ops.push({ op: "mount", source: "", root: "", target: "/", fstype: "", flags: preRootPropagation, data: "", create: "none" });
+  if (!hostMountNs && preRootPropagation & MS_SHARED) {
+    // pivot_root refuses a new root whose parent mount is shared; the rootfs bind would also propagate.
+    const parent = ctx.mountPointOf?.(root);
+    if (parent) ops.push({ op: "mount", source: "", root: "", target: parent, fstype: "", flags: MS_PRIVATE, data: "", create: "none" });
+  }
   for (const m of ctx.rootfsMounts ?? []) {
     if (m.cwd) ops.push({ op: "chdir", path: m.cwd });
     ops.push({ op: "mount", source: m.source, root: "", target: root, fstype: m.fstype, flags: m.flags ?? 0, data: m.data, create: "none" });
   }
   // pivot_root needs the new root to be a mount point.
-  ops.push({ op: "mount", source: root, root: "", target: root, fstype: "", flags: MS_BIND | MS_REC, data: "", create: "none" });
+  if (!hostMountNs) ops.push({ op: "mount", source: root, root: "", target: root, fstype: "", flags: MS_BIND | MS_REC, data: "", create: "none" });
 
   const mounts = spec.mounts ?? [];
   for (const m of mounts) ops.push(...mountOps(m, ctx, inUserNs, linux.gidMappings));
@@ -353,8 +376,11 @@ export function planContainer(spec: Spec, ctx: PlanContext): Plan {
   // createContainer hooks: in the container's namespaces, before pivot_root, path as the runtime sees it.
   ops.push(...hookOps(spec.hooks?.createContainer, "createContainer", ctx.hookState?.("created") ?? ""));
 
-  ops.push(ctx.noPivot ? { op: "chroot", root } : { op: "pivotRoot", root });
+  ops.push(hostMountNs ? { op: "chrootInPlace", root } : ctx.noPivot ? { op: "chroot", root } : { op: "pivotRoot", root });
   // From here on paths are inside the container.
+  if (linux.rootfsPropagation && !hostMountNs) {
+    ops.push({ op: "mount", source: "", root: "/", target: "/", fstype: "", flags: rootPropagation, data: "", create: "none" });
+  }
   if (proc.terminal) {
     if (!ctx.console) throw new BerthError("process.terminal is set but no console was provided (use --console-socket)", { exitCode: 1 });
     const size = proc.consoleSize ?? { height: 0, width: 0 };

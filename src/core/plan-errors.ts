@@ -41,6 +41,7 @@ function describeOp(op: Op): string {
     case "readonlyPath": return `make read-only ${op.path}`;
     case "pivotRoot": return `pivot_root ${op.root}`;
     case "chroot": return `chroot ${op.root}`;
+    case "chrootInPlace": return `chroot ${op.root}`;
     case "writeFile": return `write ${op.path}=${JSON.stringify(op.data)}`;
     case "chdir": return `chdir to cwd ${JSON.stringify(op.path)}`;
     case "setrlimit": return `setrlimit ${op.name} soft=${op.soft} hard=${op.hard}`;

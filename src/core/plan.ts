@@ -4,7 +4,7 @@
 // bump PLAN_VERSION so a stale helper refuses the plan instead of misreading it.
 
 export const PLAN_MAGIC = 0x48545242; // "BRTH" little-endian
-export const PLAN_VERSION = 4;
+export const PLAN_VERSION = 5;
 
 /** Header flags: how the helper behaves around the container, not what it does inside it. */
 export const PlanFlag = {
@@ -63,6 +63,7 @@ export const OpCode = {
   Monitor: 56,
   MountSetattr: 57,
   CgroupDeviceFilter: 58,
+  ChrootInPlace: 59,
 } as const;
 
 /** Where a mount target is resolved: inside `root` with symlinks scoped to it (openat2 RESOLVE_IN_ROOT). */
@@ -92,6 +93,8 @@ export type Op =
   | { op: "readonlyPath"; root: string; path: string }
   | { op: "pivotRoot"; root: string }
   | { op: "chroot"; root: string }
+  /** chroot(root) without moving any mount: for a container that shares the runtime's mount namespace. */
+  | { op: "chrootInPlace"; root: string }
   | { op: "writeFile"; path: string; data: string; optional: boolean }
   | { op: "chdir"; path: string }
   | { op: "setrlimit"; resource: number; name: string; soft: bigint; hard: bigint }
@@ -203,6 +206,7 @@ function fieldsOf(op: Op): [number, Field[]] {
     case "readonlyPath": return [OpCode.ReadonlyPath, [op.root, op.path]];
     case "pivotRoot": return [OpCode.PivotRoot, [op.root]];
     case "chroot": return [OpCode.Chroot, [op.root]];
+    case "chrootInPlace": return [OpCode.ChrootInPlace, [op.root]];
     case "writeFile": return [OpCode.WriteFile, [op.path, op.data, op.optional ? 1 : 0]];
     case "chdir": return [OpCode.Chdir, [op.path]];
     case "setrlimit": return [OpCode.Setrlimit, [op.resource, op.soft, op.hard]];

@@ -1,7 +1,7 @@
 // The one path from an OCI spec to a started container process, shared by `berth run` (via
 // container.ts) and `berth-oci`: cgroup, seccomp, plan, helper; on any failure everything made is undone.
 
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, realpathSync, statSync } from "node:fs";
 import { type CgroupHost, type CgroupPlan, compileDeviceFilter, createCgroup, destroyCgroup, planCgroup, readCgroupHost } from "../cgroups/index.js";
 import { planContainer, type PlanContext } from "../core/container-plan.js";
 import { deviceCgroupRules } from "../core/defaults.js";
@@ -70,6 +70,32 @@ const isDirectory = (p: string) => {
   }
 };
 
+/** The mount points of this process's mount namespace, in mountinfo order (a parent before its children). */
+export function mountPoints(): string[] {
+  const out: string[] = [];
+  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+    const field = line.split(" ")[4];
+    if (field) out.push(field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
+  }
+  return out;
+}
+
+/** The mount point holding `path` in this process's mount namespace (the longest prefix). */
+export function mountPointOf(path: string): string | undefined {
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch {
+    return undefined;
+  }
+  let best: string | undefined;
+  for (const mp of mountPoints()) {
+    const under = mp === "/" || real === mp || real.startsWith(mp + "/");
+    if (under && (best === undefined || mp.length > best.length)) best = mp;
+  }
+  return best;
+}
+
 /** Resolves once the process has exec'd ("started") or waits on the exec fifo ("created"). */
 export async function launchContainer(o: LaunchOptions): Promise<LaunchedContainer> {
   const spec = o.spec;
@@ -95,6 +121,7 @@ export async function launchContainer(o: LaunchOptions): Promise<LaunchedContain
       detach: o.detach,
       dieWithController: o.dieWithController,
       noPivot: o.noPivot,
+      mountPointOf,
       seccomp,
       deviceFilter,
       preserveFds: o.preserveFds,

@@ -2,7 +2,8 @@
 // with runc's semantics. State lives in <root>/<id>/state.json; while <root>/<id>/exec.fifo exists the
 // container is "created" (its init is set up and blocked before exec).
 
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { constants } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import {
@@ -21,7 +22,7 @@ import { BerthError } from "../errors.js";
 import type { Process, Resources, Spec } from "../oci/spec.js";
 import { checkNamespacePaths, parseSpec } from "../oci/validate.js";
 import { compileSeccomp } from "../seccomp/index.js";
-import { type LaunchedContainer, launchContainer, processStartTime } from "./launch.js";
+import { type LaunchedContainer, launchContainer, mountPoints, processStartTime } from "./launch.js";
 import { readHostFacts } from "./host-facts.js";
 import { type ExitStatus, runFilesystemOps, startHelper, type StdioEntry } from "./helper.js";
 import { type HookState, runHooks, runHooksWarnOnly } from "./hooks.js";
@@ -42,6 +43,8 @@ export interface OciRecord {
   annotations?: Record<string, string>;
   cgroup: CgroupPlan;
   config: Spec;
+  /** Without a mount namespace: the mount points below the rootfs before create (not the container's). */
+  hostMounts?: string[];
 }
 
 export interface OciState {
@@ -150,6 +153,25 @@ export function loadBundle(bundle: string): { spec: Spec; rootfs: string } {
   return { spec, rootfs };
 }
 
+const sharesHostMountNs = (spec: Spec) => !(spec.linux?.namespaces ?? []).some((n) => n.type === "mount");
+
+function mountsBelow(rootfs: string): string[] {
+  const dir = realpathSync(rootfs);
+  return mountPoints().filter((mp) => mp.startsWith(dir + "/"));
+}
+
+/**
+ * A container without a mount namespace made its mounts in the runtime's, below its rootfs, and they
+ * outlive it (runc leaves them there): detach them, last made first, leaving those that were there before.
+ */
+function unmountContainerMounts(rootfs: string, before: string[] | undefined): void {
+  if (!before) return;
+  const keep = new Set(before);
+  for (const mp of mountsBelow(rootfs).reverse()) {
+    if (!keep.has(mp)) spawnSync("umount", ["--lazy", mp], { stdio: "ignore" });
+  }
+}
+
 export interface CreateOptions {
   bundle: string;
   pidFile?: string;
@@ -190,6 +212,7 @@ async function launch(root: string, id: string, o: CreateOptions, foreground: bo
     fail("process.terminal is true but --console-socket was not given: the pty master needs somewhere to go");
   }
   const base = { ociVersion: spec.ociVersion, id, bundle, annotations: spec.annotations };
+  const hostMounts = sharesHostMountNs(spec) ? mountsBelow(rootfs) : undefined;
   let launched: LaunchedContainer | undefined;
   try {
     launched = await launchContainer({
@@ -208,7 +231,7 @@ async function launch(root: string, id: string, o: CreateOptions, foreground: bo
       stdio: o.stdio,
       hookState: (status) => JSON.stringify(hookState(base, status as Status, 0)).replace('"pid":0', '"pid":@PID@'),
       beforeRelease: async (pid, cgroup) => {
-        const record: OciRecord = { ...base, pid, pidStart: processStartTime(pid) ?? "", rootfs, created: new Date().toISOString(), cgroup, config: spec };
+        const record: OciRecord = { ...base, pid, pidStart: processStartTime(pid) ?? "", rootfs, created: new Date().toISOString(), cgroup, config: spec, hostMounts };
         writeJsonAtomic(join(dir, "state.json"), record);
         await runHooks(spec.hooks?.prestart, hookState(base, "created", pid), "prestart");
         await runHooks(spec.hooks?.createRuntime, hookState(base, "created", pid), "createRuntime");
@@ -221,6 +244,7 @@ async function launch(root: string, id: string, o: CreateOptions, foreground: bo
     return { record, launched };
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
+    unmountContainerMounts(rootfs, hostMounts);
     throw err;
   }
 }
@@ -298,6 +322,7 @@ export async function ociDelete(root: string, id: string, force: boolean, warn: 
   }
   // destroyCgroup kills whatever is left in the cgroup and removes it.
   await destroyCgroup(record.cgroup);
+  unmountContainerMounts(record.rootfs, record.hostMounts);
   rmSync(dir, { recursive: true, force: true });
   await runHooksWarnOnly(record.config.hooks?.poststop, hookState(record, "stopped"), "poststop", warn);
 }

@@ -3,8 +3,8 @@
 // runc escape classes (leaked fds as cwd, the runtime binary via /proc/<pid>/exe).
 
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -257,6 +257,75 @@ describe("berth-oci", { skip }, () => {
     assert.equal(rt.code, 1);
     assert.match(rt.stderr, /tmpcopyup/);
     assertNothingLeft(t.id);
+  });
+
+  // runtime-tools validation linux_ns_path (mnt): runc joins it and sets the rootfs up in it.
+  test("a mount namespace given by path is joined", async () => {
+    const holder = spawn("unshare", ["--mount", "--fork", "sleep", "1000"], { stdio: "ignore" });
+    try {
+      const target = await waitFor("unshare's namespace", () => {
+        const ns = readlinkSync(`/proc/${holder.pid}/ns/mnt`);
+        return ns !== readlinkSync("/proc/self/ns/mnt") && ns;
+      });
+      const b = bundle((s) => {
+        s.linux = { ...s.linux, namespaces: (s.linux?.namespaces ?? []).map((n) => (n.type === "mount" ? { type: "mount", path: `/proc/${holder.pid}/ns/mnt` } : n)) };
+      });
+      const c = oci(["create", "--bundle", b.dir, b.id], { out: b.out });
+      assert.equal(c.code, 0, c.stderr);
+      assert.equal(readlinkSync(`/proc/${state(b.id).pid}/ns/mnt`), target);
+      assert.equal(oci(["start", b.id]).code, 0);
+      await waitFor("output", () => readFileSync(b.out, "utf8").includes("hello"));
+      assert.equal(oci(["delete", "--force", b.id]).code, 0);
+      assertNothingLeft(b.id);
+    } finally {
+      holder.kill("SIGKILL");
+    }
+  });
+
+  // runtime-tools validation linux_ns_itype: without a "mount" entry the runtime's namespace is kept.
+  test("no mount namespace: the container shares the runtime's; delete leaves no mount behind", async () => {
+    const below = () => readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.split(" ")[4]?.startsWith(rootfs + "/"));
+    const b = bundle((s) => {
+      s.root = { path: rootfs, readonly: false };
+      s.linux = { ...s.linux, namespaces: (s.linux?.namespaces ?? []).filter((n) => n.type !== "mount"), maskedPaths: [], readonlyPaths: [] };
+      if (s.process) s.process.args = ["sh", "-c", "cat /proc/self/mountinfo > /dev/null && echo hello; sleep 1000"];
+    });
+    const c = oci(["create", "--bundle", b.dir, b.id], { out: b.out });
+    assert.equal(c.code, 0, c.stderr);
+    const pid = state(b.id).pid;
+    assert.equal(readlinkSync(`/proc/${pid}/ns/mnt`), readlinkSync("/proc/self/ns/mnt"));
+    assert.equal(readlinkSync(`/proc/${pid}/root`), rootfs);
+    assert.ok(below().length > 0, "the container's /proc, /dev ... are in this mount table");
+    assert.equal(oci(["start", b.id]).code, 0);
+    await waitFor("output", () => readFileSync(b.out, "utf8").includes("hello"));
+    assert.equal(oci(["delete", "--force", b.id]).code, 0);
+    assertNothingLeft(b.id);
+    assert.deepEqual(below(), [], "runc leaves these behind; berth-oci detaches them");
+    const ro = bundle((s) => {
+      s.linux = { ...s.linux, namespaces: (s.linux?.namespaces ?? []).filter((n) => n.type !== "mount"), maskedPaths: [], readonlyPaths: [] };
+    });
+    const r = oci(["create", "--bundle", ro.dir, ro.id], { out: ro.out });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /root.readonly: needs its own mount namespace/);
+    assertNothingLeft(ro.id);
+    assert.deepEqual(below(), []);
+  });
+
+  // runtime-tools validation linux_rootfs_propagation and config_updates_without_affect: "shared" made
+  // pivot_root fail (EINVAL) and "unbindable" the rootfs bind; both now end up on the container's "/".
+  test("rootfsPropagation shared and unbindable apply to the container's root", () => {
+    for (const [value, tag] of [["shared", /shared:\d+/], ["unbindable", /unbindable/], ["slave", /^(?!.*shared:)/]] as const) {
+      const b = bundle((s) => {
+        if (s.linux) s.linux.rootfsPropagation = value;
+        if (s.process) s.process.args = ["cat", "/proc/self/mountinfo"];
+      });
+      const r = oci(["run", "--bundle", b.dir, b.id]);
+      assert.equal(r.code, 0, `${value}: ${r.stderr}`);
+      const rootLine = r.stdout.split("\n").find((l) => l.split(" ")[4] === "/") ?? "";
+      const optional = rootLine.split(" - ")[0].split(" ").slice(6).join(" ");
+      assert.match(optional, tag, `${value}: ${rootLine}`);
+      assertNothingLeft(b.id);
+    }
   });
 
   test("lower rlimits, hostname, env, user and cwd are applied", () => {

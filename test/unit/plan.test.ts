@@ -4,7 +4,7 @@ import { CLONE, namespacePlan, planContainer, type PlanContext } from "../../src
 import { describeFailure } from "../../src/core/plan-errors.js";
 import { encodePlan, type Op, PLAN_MAGIC, PLAN_VERSION, PlanFlag } from "../../src/core/plan.js";
 import { buildRunSpec, type RunOptions } from "../../src/core/run-spec.js";
-import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT } from "../../src/oci/mount-options.js";
+import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SHARED, MS_UNBINDABLE } from "../../src/oci/mount-options.js";
 import type { Spec } from "../../src/oci/spec.js";
 
 const DOCKER_CAPS_MASK = 0xa80425fbn;
@@ -99,6 +99,60 @@ describe("mounts", () => {
     const pivot = indexOf(plan.ops, (o) => o.op === "pivotRoot");
     assert.ok(pivot > indexOf(plan.ops, (o) => o.op === "mount" && o.fstype === "devpts"));
     assert.equal(ofKind(plan.ops, "chroot").length, 0);
+  });
+
+  test("rootfsPropagation as runc: shared makes the mount holding the root private before its bind, and every mode is applied again after pivot_root", () => {
+    const prop = (value: string, mountPointOf?: PlanContext["mountPointOf"]) => {
+      const s = spec();
+      (s.linux ??= {}).rootfsPropagation = value;
+      return planContainer(s, ctx({ mountPointOf })).ops;
+    };
+    const asked: string[] = [];
+    const shared = prop("shared", (p) => (asked.push(p), "/run"));
+    assert.deepEqual(asked, ["/run/berth/c1/rootfs"]);
+    const mounts = ofKind(shared, "mount");
+    assert.deepEqual([mounts[0].target, mounts[0].flags], ["/", MS_SHARED]);
+    assert.deepEqual([mounts[1].target, mounts[1].flags], ["/run", MS_PRIVATE]);
+    const pivot = indexOf(shared, (o) => o.op === "pivotRoot");
+    const after = shared[pivot + 1];
+    assert.ok(after.op === "mount" && after.target === "/" && after.root === "/" && after.flags === MS_SHARED);
+    // pivot_root would fail on a shared parent, and a bind of an unbindable "/" fails: private until then.
+    const unbindable = prop("unbindable");
+    assert.equal(ofKind(unbindable, "mount")[0].flags, MS_REC | MS_PRIVATE);
+    const next = unbindable[indexOf(unbindable, (o) => o.op === "pivotRoot") + 1];
+    assert.ok(next.op === "mount" && next.target === "/" && next.flags === MS_UNBINDABLE);
+    // Unset: private before, nothing after; the mount table is not read.
+    const plain = planContainer(spec(), ctx({ mountPointOf: () => assert.fail("asked") })).ops;
+    assert.equal(ofKind(plain, "mount")[0].flags, MS_REC | MS_PRIVATE);
+    assert.notEqual(plain[indexOf(plain, (o) => o.op === "pivotRoot") + 1].op, "mount");
+  });
+
+  test("a mount namespace joined by path is set up like a new one, as runc does", () => {
+    const s = spec();
+    const linux = (s.linux ??= {});
+    linux.namespaces = (linux.namespaces ?? []).map((n) => (n.type === "mount" ? { type: "mount", path: "/proc/1234/ns/mnt" } : n));
+    const plan = planContainer(s, ctx());
+    assert.equal(ofKind(plan.ops, "clone")[0].flags & CLONE.NEWNS, 0);
+    const join = indexOf(plan.ops, (o) => o.op === "joinNamespace" && o.name === "mnt");
+    assert.ok(join >= 0 && join < indexOf(plan.ops, (o) => o.op === "clone"));
+    assert.ok(indexOf(plan.ops, (o) => o.op === "pivotRoot") > 0);
+  });
+
+  test("no mount namespace: the host's propagation and root are left alone, a plain chroot enters the rootfs", () => {
+    const s = spec();
+    const linux = (s.linux ??= {});
+    linux.namespaces = (linux.namespaces ?? []).filter((n) => n.type !== "mount");
+    linux.maskedPaths = [];
+    linux.readonlyPaths = [];
+    linux.rootfsPropagation = "rshared";
+    const plan = planContainer(s, ctx({ mountPointOf: () => assert.fail("the host's mounts are not changed") }));
+    assert.equal(ofKind(plan.ops, "clone")[0].flags & CLONE.NEWNS, 0);
+    assert.deepEqual(ofKind(plan.ops, "chrootInPlace").map((o) => o.root), ["/run/berth/c1/rootfs"]);
+    assert.equal(ofKind(plan.ops, "pivotRoot").length + ofKind(plan.ops, "chroot").length, 0);
+    const mounts = ofKind(plan.ops, "mount");
+    assert.ok(mounts.every((m) => m.target !== "/" && m.source !== "/run/berth/c1/rootfs"), "no propagation change on / and no bind of the rootfs");
+    s.root = { path: "rootfs", readonly: true };
+    assert.throws(() => planContainer(s, ctx()), /root.readonly: needs its own mount namespace/);
   });
 
   test("the container's own cgroup appears read-only at /sys/fs/cgroup/<controller>", () => {
