@@ -156,7 +156,12 @@ export function loadBundle(bundle: string): { spec: Spec; rootfs: string } {
 const sharesHostMountNs = (spec: Spec) => !(spec.linux?.namespaces ?? []).some((n) => n.type === "mount");
 
 function mountsBelow(rootfs: string): string[] {
-  const dir = realpathSync(rootfs);
+  let dir = rootfs;
+  try {
+    dir = realpathSync(rootfs);
+  } catch {
+    // A bundle removed before delete: its mounts (if any) are still listed under the path as given.
+  }
   return mountPoints().filter((mp) => mp.startsWith(dir + "/"));
 }
 
