@@ -468,6 +468,9 @@ export function planExec(proc: Process, ctx: ExecContext): Plan {
   for (const path of ctx.procsFiles) ops.push({ op: "parentWritePid", path });
   if (ctx.dieWithController) ops.push({ op: "parentDeathSignal", signal: SIGKILL });
   ops.push({ op: "setsid" });
+  // Joining a mount namespace puts the process at its root; a container that shares the runtime's has
+  // its root only as its init's chroot, so the exec'd process takes the same one (else it runs in the host's /).
+  if (!ctx.namespaces.includes("mount")) ops.push({ op: "chrootInPlace", root: `/proc/${ctx.pid}/root` });
   if (proc.terminal) {
     if (!ctx.console) throw new BerthError("process.terminal is set but no console was provided (use --console-socket)", { exitCode: 1 });
     const size = proc.consoleSize ?? { height: 0, width: 0 };

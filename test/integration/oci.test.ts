@@ -298,6 +298,10 @@ describe("berth-oci", { skip }, () => {
     assert.ok(below().length > 0, "the container's /proc, /dev ... are in this mount table");
     assert.equal(oci(["start", b.id]).code, 0);
     await waitFor("output", () => readFileSync(b.out, "utf8").includes("hello"));
+    // exec joins no mount namespace here: it must still land in the container's root, not the host's.
+    const e = oci(["exec", b.id, "ls", "/"]);
+    assert.equal(e.code, 0, e.stderr);
+    assert.deepEqual(e.stdout.trim().split(/\s+/).sort(), ["bin", "dev", "etc", "proc", "sys", "tmp"]);
     assert.equal(oci(["delete", "--force", b.id]).code, 0);
     assertNothingLeft(b.id);
     assert.deepEqual(below(), [], "runc leaves these behind; berth-oci detaches them");

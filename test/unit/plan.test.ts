@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { CLONE, namespacePlan, planContainer, type PlanContext } from "../../src/core/container-plan.js";
+import { CLONE, namespacePlan, planContainer, type PlanContext, planExec } from "../../src/core/container-plan.js";
 import { describeFailure } from "../../src/core/plan-errors.js";
 import { encodePlan, type Op, PLAN_MAGIC, PLAN_VERSION, PlanFlag } from "../../src/core/plan.js";
 import { buildRunSpec, type RunOptions } from "../../src/core/run-spec.js";
@@ -153,6 +153,18 @@ describe("mounts", () => {
     assert.ok(mounts.every((m) => m.target !== "/" && m.source !== "/run/berth/c1/rootfs"), "no propagation change on / and no bind of the rootfs");
     s.root = { path: "rootfs", readonly: true };
     assert.throws(() => planContainer(s, ctx()), /root.readonly: needs its own mount namespace/);
+  });
+
+  test("exec into a container without a mount namespace takes its init's root; with one, the join does it", () => {
+    const proc = { args: ["ls", "/"], cwd: "/", user: { uid: 0, gid: 0 } };
+    const exec = (namespaces: string[]) => planExec(proc, { host: { lastCap: 40 }, pid: 42, namespaces, procsFiles: [] }).ops;
+    const shared = exec(["pid", "uts"]);
+    assert.deepEqual(ofKind(shared, "chrootInPlace").map((o) => o.root), ["/proc/42/root"]);
+    assert.ok(indexOf(shared, (o) => o.op === "chrootInPlace") < indexOf(shared, (o) => o.op === "chdir"));
+    assert.equal(ofKind(shared, "joinNamespace").some((o) => o.name === "mnt"), false);
+    const own = exec(["pid", "mount"]);
+    assert.equal(ofKind(own, "chrootInPlace").length, 0);
+    assert.deepEqual(ofKind(own, "joinNamespace").map((o) => o.name), ["pid", "mnt"]);
   });
 
   test("the container's own cgroup appears read-only at /sys/fs/cgroup/<controller>", () => {
