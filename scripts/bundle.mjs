@@ -30,6 +30,51 @@ const __berthLazy = (name, load) => { let m; const real = () => (m ??= load(name
 const __berthLazyEsm = (p) => __berthProxy(() => p, (_, k) => (k === "default" ? p : p[k]));
 require = ((load) => Object.assign((id) => (id.startsWith("berth-lazy:") ? __berthLazy(id.slice(11), load) : load(id)), load))(require);`;
 
+// The engine's big modules are initialised on first use, too: an import of one of these (from any module
+// of the bundle) resolves to a small CommonJS stand-in whose exports (their names found by bundling the
+// module alone) are a proxy that initialises the real module (esbuild's lazy __esm wrapper) when one is
+// first read. `berth ps` then never builds the image store, the daemon, the network manager or the
+// seccomp tables, and `berth-oci state` only the state-file code. A module any eager module uses at
+// its top level is initialised at start as before (BERTH_LAZY_TRACE=1 prints each initialisation).
+const LAZY = [
+  "src/daemon/daemon.ts", "src/daemon/engine.ts", "src/daemon/stats.ts", "src/api/server.ts",
+  "src/images/store.ts", "src/images/archives.ts", "src/images/layer.ts", "src/images/run-config.ts",
+  "src/distribution/client.ts", "src/distribution/pull.ts", "src/distribution/push.ts", "src/distribution/credentials.ts",
+  "src/network/index.ts", "src/network/manager.ts",
+  "src/rootfs/host-image.ts", "src/runtime/container.ts", "src/runtime/launch.ts", "src/runtime/helper.ts",
+  "src/runtime/oci-features.ts", "src/core/container-plan.ts", "src/core/run-spec.ts",
+  "src/seccomp/index.ts", "src/cgroups/index.ts", "src/oci/validate.ts", "src/oci/default-spec.ts",
+].map((f) => join(root, f));
+const exportNames = new Map();
+async function namesOf(path) {
+  if (!exportNames.has(path)) {
+    const r = await build({ entryPoints: [path], bundle: true, platform: "node", format: "esm", write: false, metafile: true, packages: "external", logLevel: "silent", outdir: "/nonexistent" });
+    exportNames.set(path, Object.values(r.metafile.outputs).find((o) => o.entryPoint)?.exports ?? []);
+  }
+  return exportNames.get(path);
+}
+const lazyModules = {
+  name: "lazy-modules",
+  setup(b) {
+    b.onResolve({ filter: /^\.\.?\// }, async (args) => {
+      if (args.namespace === "berth-lazy-src" || args.pluginData === "real") return undefined;
+      const real = await b.resolve(args.path, { resolveDir: args.resolveDir, kind: args.kind, importer: args.importer, pluginData: "real" });
+      if (real.errors.length > 0 || !LAZY.includes(real.path) || args.kind === "require-call") return undefined;
+      return { path: `${real.path}.lazy`, namespace: "berth-lazy-src" };
+    });
+    b.onLoad({ filter: /.*/, namespace: "berth-lazy-src" }, async (args) => {
+      const real = args.path.slice(0, -".lazy".length);
+      const names = await namesOf(real);
+      return { contents: `module.exports = __berthLazySrc(${JSON.stringify(real.slice(root.length + 1))}, () => require(${JSON.stringify(real)}), ${JSON.stringify(names)});`, loader: "js", resolveDir: root };
+    });
+  },
+};
+// ownKeys and descriptors answer from the names without initialising the module (esbuild's __toESM
+// copies them into getters); a read initialises it.
+const lazySrcHelper = `const __berthLazySrc = (name, load, names) => { let m; const real = () => m ?? (process.env.BERTH_LAZY_TRACE && process.stderr.write("berth: init " + name + (process.env.BERTH_LAZY_TRACE === "stack" ? new Error().stack.split("\\n").slice(2, 6).join("\\n") : "") + "\\n"), m = load());
+  return new Proxy({}, { get: (_, k) => real()[k], set: (_, k, v) => { real()[k] = v; return true; }, has: (_, k) => names.includes(k) || k in real(), ownKeys: () => names,
+    getOwnPropertyDescriptor: (_, k) => (names.includes(k) ? { configurable: true, enumerable: true, writable: true, value: undefined } : undefined) }); };`;
+
 for (const name of ["berth-oci", "berth"]) {
   const result = await build({
     stdin: {
@@ -45,8 +90,8 @@ for (const name of ["berth-oci", "berth"]) {
     outfile: join(root, "dist", "bundle", `${name}.cjs`),
     // import.meta.url has no meaning in a CJS bundle; code that needs its own location reads this.
     define: { "import.meta.url": "__berthBundleUrl" },
-    banner: { js: `const __berthBundleUrl = require("url").pathToFileURL(__filename).href;\n${lazyHelper}` },
-    plugins: [lazyBuiltins],
+    banner: { js: `const __berthBundleUrl = require("url").pathToFileURL(__filename).href;\n${lazyHelper}\n${lazySrcHelper}` },
+    plugins: [lazyBuiltins, lazyModules],
     logLevel: "warning",
   });
   for (const file of result.outputFiles) {

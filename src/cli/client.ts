@@ -65,6 +65,9 @@ export class Client {
   readonly #autostart: boolean;
   readonly #place: ReturnType<typeof autostartPlace>;
   #checked = false;
+  /** The pid of a daemon to replace before the first request (see #replaceStale). */
+  #stale: number | undefined;
+  #starting: Promise<void> | undefined;
 
   constructor(host?: string, dataRoot?: string) {
     this.#place = autostartPlace(dataRoot);
@@ -83,43 +86,92 @@ export class Client {
     });
   }
 
-  /** Makes sure a daemon answers; starts one (detached) on the default socket if none does. */
+  /**
+   * Makes sure a daemon answers; starts one (detached) on the default socket if none does. Used before
+   * requests that can't be sent twice (a streamed body); the others go straight to the daemon and start
+   * it only when the socket refuses (`#once`), without a ping round trip first.
+   */
   async ensure(): Promise<void> {
     if (this.#checked) return;
     try {
-      const build = await this.#ping();
-      // A daemon this CLI started earlier, from another build of Berth: replace it (its containers
-      // keep running and the new daemon adopts them).
-      if (this.#autostart && build !== buildStamp() && this.#wasAutostarted()) await this.#restartDaemon();
+      this.#replaceStale();
+      await this.#ping();
     } catch (err) {
-      if (!this.#autostart) throw new BerthError(`Cannot connect to the Berth daemon at ${this.host}. Is the daemon running? (${(err as Error).message})`);
+      if (!this.#autostart) throw this.#unreachable(err);
       await this.#startDaemon();
     }
     this.#checked = true;
   }
 
-  async #ping(): Promise<string | undefined> {
+  /**
+   * A daemon this CLI started earlier from another build of Berth is replaced (its containers keep
+   * running and the new daemon adopts them). The marker the starting CLI wrote names the daemon's pid
+   * and build, so this costs two small reads and no round trip.
+   */
+  #replaceStale(): void {
+    if (!this.#autostart) return;
+    const started = this.#autostarted();
+    if (started && started.build !== buildStamp()) this.#stale = started.pid;
+  }
+
+  #unreachable(err: unknown): BerthError {
+    return new BerthError(`Cannot connect to the Berth daemon at ${this.host}. Is the daemon running? (${(err as Error).message})`);
+  }
+
+  /**
+   * Runs `send` (which must not have sent anything when the connection fails) against the daemon: the
+   * first call of this client starts the daemon and tries again when the socket is missing or refuses.
+   */
+  async #once<T>(send: () => Promise<T>): Promise<T> {
+    if (this.#checked) return send();
+    this.#replaceStale();
+    if (this.#stale !== undefined) {
+      await this.#restartDaemon(this.#stale);
+      this.#checked = true;
+      return send();
+    }
+    try {
+      const r = await send();
+      this.#checked = true;
+      return r;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (!this.#autostart && ["ECONNREFUSED", "ENOENT", "EACCES", "ENOTSOCK"].includes(code ?? "")) throw this.#unreachable(err);
+      if (!this.#autostart || (code !== "ECONNREFUSED" && code !== "ENOENT")) throw err;
+      // Requests sent side by side share one start.
+      await (this.#starting ??= this.#startDaemon());
+      this.#checked = true;
+      return send();
+    }
+  }
+
+  async #ping(): Promise<void> {
+    if (this.#stale !== undefined) {
+      await this.#restartDaemon(this.#stale);
+      return;
+    }
     const res = await this.#raw("GET", "/_ping");
     res.resume();
     if (res.statusCode !== 200) throw new Error(`ping answered ${res.statusCode}`);
-    return res.headers["berth-build"] as string | undefined;
   }
 
   #marker(): string {
     return join(dirname(this.socket), "daemon.autostart");
   }
 
-  #wasAutostarted(): boolean {
+  /** The daemon this CLI's kind started (marker "PID BUILD"), when it is the one running. */
+  #autostarted(): { pid: number; build: string } | undefined {
     try {
-      const pid = Number(readFileSync(this.#marker(), "utf8"));
-      return pid > 0 && Number(readFileSync(join(dirname(this.socket), "berth.pid"), "utf8")) === pid;
+      const [p, build = ""] = readFileSync(this.#marker(), "utf8").split(" ");
+      const pid = Number(p);
+      return pid > 0 && Number(readFileSync(join(dirname(this.socket), "berth.pid"), "utf8")) === pid ? { pid, build } : undefined;
     } catch {
-      return false;
+      return undefined;
     }
   }
 
-  async #restartDaemon(): Promise<void> {
-    const pid = Number(readFileSync(this.#marker(), "utf8"));
+  async #restartDaemon(pid: number): Promise<void> {
+    this.#stale = undefined;
     try { process.kill(pid, "SIGTERM"); } catch { /* gone */ }
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
@@ -139,11 +191,13 @@ export class Client {
     const script = process.argv[1] ?? fileURLToPath(new URL("../../../bin/berth.js", import.meta.url));
     const child = spawn(process.execPath, ["--", script, "daemon", ...roots], { detached: true, stdio: ["ignore", log, log] });
     child.unref();
-    writeFileSync(this.#marker(), String(child.pid));
+    writeFileSync(this.#marker(), `${child.pid} ${buildStamp()}`);
     const deadline = Date.now() + 15_000;
     for (;;) {
       try {
-        await this.#ping();
+        const res = await this.#raw("GET", "/_ping");
+        res.resume();
+        if (res.statusCode !== 200) throw new Error(`ping answered ${res.statusCode}`);
         return;
       } catch {
         if (Date.now() > deadline) throw new BerthError(`started a Berth daemon but it does not answer at ${this.host}: see ${join(execRoot, "daemon.log")}`);
@@ -154,10 +208,9 @@ export class Client {
 
   /** A request and its whole answer; `signal` aborts it (the promise then rejects). */
   async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
-    await this.ensure();
     const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : JSON.stringify(body);
     const h = body !== undefined && !Buffer.isBuffer(body) ? { "Content-Type": "application/json", ...headers } : headers;
-    const res = await this.#raw(method, path, payload, h, signal);
+    const res = await this.#once(() => this.#raw(method, path, payload, h, signal));
     const chunks: Buffer[] = [];
     for await (const c of res) chunks.push(c as Buffer);
     const out = { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) };
@@ -172,8 +225,9 @@ export class Client {
 
   /** A streaming response (logs, events, stats, archives). */
   async stream(method: string, path: string, body?: Buffer | NodeJS.ReadableStream, headers: Record<string, string> = {}): Promise<IncomingMessage> {
-    await this.ensure();
-    const res = await this.#raw(method, path, body, headers);
+    // A streamed body can't be sent again after a refused connection: ping (and start) first.
+    if (body !== undefined && typeof body !== "string" && !Buffer.isBuffer(body)) await this.ensure();
+    const res = await this.#once(() => this.#raw(method, path, body, headers));
     if ((res.statusCode ?? 0) >= 400) {
       const chunks: Buffer[] = [];
       for await (const c of res) chunks.push(c as Buffer);
@@ -184,9 +238,8 @@ export class Client {
 
   /** POST with `Upgrade: tcp`; resolves with the raw socket after 101 (attach, exec start). */
   async hijack(path: string, body?: unknown): Promise<Socket> {
-    await this.ensure();
     const payload = body === undefined ? "" : JSON.stringify(body);
-    return new Promise((resolve, reject) => {
+    return this.#once(() => new Promise((resolve, reject) => {
       const req = httpRequest({
         socketPath: this.socket,
         method: "POST",
@@ -204,7 +257,7 @@ export class Client {
       });
       req.on("error", reject);
       req.end(payload);
-    });
+    }));
   }
 }
 

@@ -11,7 +11,8 @@ import { formatRows, globMatch, humanSize, since, table } from "../images/format
 import type { ImageConfig } from "../images/manifest.js";
 import { parseReference } from "../images/reference.js";
 import { applyImageConfig, type RunOverrides, type RunSettings } from "../images/run-config.js";
-import { DEFAULT_CONTAINERS_STATE, DEFAULT_DATA_ROOT, familiarOf, ImageStore, shortId } from "../images/store.js";
+import { DEFAULT_CONTAINERS_STATE, familiarOf, ImageStore, shortId } from "../images/store.js";
+import { DEFAULT_DATA_ROOT } from "./client.js";
 import type { ImageRecord } from "../images/store-api.js";
 
 interface RootFlags { dataRoot: string }

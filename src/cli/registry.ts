@@ -8,7 +8,8 @@ import { removeCredentials, saveCredentials, serverKey } from "../distribution/c
 import { pullImage } from "../distribution/pull.js";
 import { pushImage } from "../distribution/push.js";
 import { DEFAULT_REGISTRY, normalizeRegistry, parseReference } from "../distribution/reference.js";
-import { DEFAULT_DATA_ROOT, ImageStore } from "../images/store.js";
+import { ImageStore } from "../images/store.js";
+import { DEFAULT_DATA_ROOT } from "./client.js";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
