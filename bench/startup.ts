@@ -4,7 +4,7 @@
 //
 //   node dist/bench/startup.js [--runs N] [--compare PREFIX]
 //
-// --compare PREFIX also times dist/bundle/PREFIX-berth.cjs and PREFIX-berth-oci.cjs (copies of an
+// --compare PREFIX[,PREFIX...] also times dist/bundle/PREFIX-berth.cjs and PREFIX-berth-oci.cjs (copies of an
 // earlier build kept beside the current bundles) in the same loop, so two builds are compared side by
 // side. Every iteration runs every variant once, in a rotated order; medians.
 
@@ -59,7 +59,7 @@ try {
   if (created.status !== 0) throw new Error(`berth-oci create: exit ${created.status}: ${existsSync(join(root, "create.log")) ? readFileSync(join(root, "create.log"), "utf8") : ""}`);
 
   const variants: [string, string[], typeof env?][] = [["node -e 0", ["-e", "0"]]];
-  const builds = COMPARE ? [["", ""], [COMPARE, `${COMPARE}-`]] : [["", ""]];
+  const builds = [["", ""], ...(COMPARE ? COMPARE.split(",").map((p) => [p, `${p}-`]) : [])];
   for (const [label, prefix] of builds) {
     const tag = label ? ` [${label}]` : "";
     const b = bundle(`${prefix}berth`);
