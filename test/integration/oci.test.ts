@@ -301,7 +301,8 @@ describe("berth-oci", { skip }, () => {
     // exec joins no mount namespace here: it must still land in the container's root, not the host's.
     const e = oci(["exec", b.id, "ls", "/"]);
     assert.equal(e.code, 0, e.stderr);
-    assert.deepEqual(e.stdout.trim().split(/\s+/).sort(), ["bin", "dev", "etc", "proc", "sys", "tmp"]);
+    const listed = e.stdout.trim().split(/\s+/);
+    assert.ok(listed.includes("bin") && !listed.includes("usr"), `the container's / (other tests add dirs), not the host's: ${listed.join(" ")}`);
     assert.equal(oci(["delete", "--force", b.id]).code, 0);
     assertNothingLeft(b.id);
     assert.deepEqual(below(), [], "runc leaves these behind; berth-oci detaches them");
