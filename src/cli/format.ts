@@ -79,6 +79,52 @@ function humanSize(bytes: number): string {
   return `${Number(v.toPrecision(3))}${units[i]}`;
 }
 
+/** One entry of /containers/json's Ports. */
+export interface ApiPort {
+  IP?: string;
+  PrivatePort: number;
+  PublicPort?: number;
+  Type: string;
+}
+
+const hostPort = (ip: string, port: number | string) => (ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`);
+
+/**
+ * docker's PORTS column (its DisplayablePorts): runs of consecutive ports with the same address and
+ * protocol become one range ("0.0.0.0:8000-8002->8000-8002/tcp", "80-81/tcp"); a host port that differs
+ * from the container's is listed on its own ("127.0.0.1:8080->80/tcp"), after the groups.
+ */
+export function displayablePorts(ports: ApiPort[]): string {
+  // docker's order: private port, address, public port, protocol (byte-wise, as Go compares strings).
+  const cmp = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
+  const sorted = [...ports].sort((a, b) =>
+    a.PrivatePort - b.PrivatePort || cmp(a.IP ?? "", b.IP ?? "") || (a.PublicPort ?? 0) - (b.PublicPort ?? 0) || cmp(a.Type, b.Type));
+  const groups = new Map<string, { ip: string; type: string; first: number; last: number }>();
+  const result: string[] = [];
+  const mappings: string[] = [];
+  const form = (g: { ip: string; type: string; first: number; last: number }) => {
+    const range = g.first === g.last ? `${g.first}` : `${g.first}-${g.last}`;
+    return `${g.ip ? `${hostPort(g.ip, range)}->${range}` : range}/${g.type}`;
+  };
+  for (const p of sorted) {
+    const ip = p.IP ?? "";
+    if (ip && p.PublicPort !== p.PrivatePort) {
+      mappings.push(`${hostPort(ip, p.PublicPort ?? 0)}->${p.PrivatePort}/${p.Type}`);
+      continue;
+    }
+    const key = `${ip}/${p.Type}`;
+    const g = groups.get(key);
+    if (g && p.PrivatePort === g.last + 1) {
+      g.last = p.PrivatePort;
+      continue;
+    }
+    // A gap closes the previous run: docker prints closed runs first, then the open ones in key order.
+    if (g) result.push(form(g));
+    groups.set(key, { ip, type: p.Type, first: p.PrivatePort, last: p.PrivatePort });
+  }
+  return [...result, ...[...groups.values()].map(form), ...mappings].join(", ");
+}
+
 /** The fields `ps --format` sees, from one /containers/json entry. */
 export function psRow(c: Record<string, unknown>, o: { noTrunc?: boolean; now?: number } = {}): Record<string, unknown> {
   const now = o.now ?? Date.now();
@@ -95,7 +141,7 @@ export function psRow(c: Record<string, unknown>, o: { noTrunc?: boolean; now?: 
     RunningFor: `${humanDuration(now - Number(c.Created) * 1000)} ago`,
     Status: c.Status,
     State: c.State,
-    Ports: "",
+    Ports: displayablePorts((c.Ports ?? []) as ApiPort[]),
     Names: ((c.Names ?? []) as string[]).map((n) => n.replace(/^\//, "")).join(","),
     Labels: Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(","),
     Size: sizeRw !== undefined ? `${humanSize(sizeRw)} (virtual ${humanSize(sizeRoot ?? 0)})` : "",

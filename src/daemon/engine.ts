@@ -1162,7 +1162,7 @@ export class Engine {
       ImageID: r.Image,
       Command: [r.Path, ...r.Args].join(" "),
       Created: Math.floor(Date.parse(r.Created) / 1000),
-      Ports: [],
+      Ports: r.State.Running ? apiPorts((r.NetworkSettings as { Ports?: PortMap }).Ports) : [],
       Labels: r.Config.Labels,
       State: r.State.Status,
       Status: this.statusText(r),
@@ -1587,6 +1587,23 @@ export class Engine {
   diskUsageContainers(): Record<string, unknown>[] {
     return this.listJson({ all: true, size: true });
   }
+}
+
+type PortMap = Record<string, { HostIp: string; HostPort: string }[] | null>;
+
+/**
+ * /containers/json's Ports from NetworkSettings.Ports: one entry per host binding, and an exposed port
+ * without one as just its number and protocol, as dockerd lists them.
+ */
+export function apiPorts(ports: PortMap | undefined): { IP?: string; PrivatePort: number; PublicPort?: number; Type: string }[] {
+  const out: { IP?: string; PrivatePort: number; PublicPort?: number; Type: string }[] = [];
+  for (const [key, bindings] of Object.entries(ports ?? {})) {
+    const [port, type = "tcp"] = key.split("/");
+    const PrivatePort = Number(port);
+    if (!bindings || bindings.length === 0) out.push({ PrivatePort, Type: type });
+    else for (const b of bindings) out.push({ IP: b.HostIp || "0.0.0.0", PrivatePort, PublicPort: Number(b.HostPort), Type: type });
+  }
+  return out;
 }
 
 // ---- host helpers ---------------------------------------------------------------------------------

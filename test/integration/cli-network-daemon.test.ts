@@ -93,6 +93,7 @@ describe("berth CLI networking through the daemon", { skip, concurrency: false }
     assert.equal(ports.code, 0, show(ports));
     assert.equal(ports.stdout, `80/tcp -> 127.0.0.1:${port}\n`);
     assert.equal(berth(["port", "web", "80"]).stdout, `127.0.0.1:${port}\n`);
+    assert.equal(berth(["ps", "--filter", "name=web", "--format", "{{.Ports}}"]).stdout, `127.0.0.1:${port}->80/tcp\n`, "ps shows the mapping");
     const missing = berth(["port", "web", "81"]);
     assert.notEqual(missing.code, 0);
     assert.match(missing.stderr, /no public port '81' published for web/);

@@ -111,6 +111,7 @@ describe("berth daemon networking via the docker CLI", { skip, concurrency: fals
     assert.match(ip, /^\d+\.\d+\.\d+\.\d+$/);
     const ports = JSON.parse(d.docker(["inspect", "-f", "{{json .NetworkSettings.Ports}}", "web1"]).stdout) as Record<string, { HostPort: string }[]>;
     assert.equal(ports["8080/tcp"][0].HostPort, String(port));
+    assert.equal(d.docker(["ps", "--filter", "name=web1", "--format", "{{.Ports}}"]).stdout, `127.0.0.1:${port}->8080/tcp\n`, "docker ps shows the mapping");
     let body = "";
     await waitFor("the published port to answer", async () => {
       body = await fetchLocal(port, "/index.html").catch(() => "");

@@ -9,12 +9,12 @@ import { containerMatches, type FilterableContainer, parseFilters, validateConta
 import { BACKOFF_MAX_MS, nextBackoff, parseRestartPolicy, shouldRestart, validateRestartPolicy } from "../../src/daemon/restart.js";
 import { JsonLogWriter, parseLogOpts, readLog, selectEntries, splitLines, type LogEntry } from "../../src/daemon/jsonlog.js";
 import { humanDuration, KeyedMutex, parseNanoTime, parseSignalArg, parseTimeArg, EngineError } from "../../src/daemon/util.js";
-import { parseBind, tmpfsOptions, defaultHostConfig } from "../../src/daemon/engine.js";
+import { apiPorts, parseBind, tmpfsOptions, defaultHostConfig } from "../../src/daemon/engine.js";
 import { healthCommand } from "../../src/daemon/health.js";
 import { eventMatches, EventBus } from "../../src/daemon/events.js";
 import { compareVersions, Demuxer, frame, splitVersion } from "../../src/api/stream.js";
 import { boolParam, parseJsonBody, validateCreateBody, validateExecBody } from "../../src/api/validate.js";
-import { formatRows, PS_HEADERS, psRow, renderTemplate, tabulate } from "../../src/cli/format.js";
+import { displayablePorts, formatRows, PS_HEADERS, psRow, renderTemplate, tabulate } from "../../src/cli/format.js";
 import { createBody, parseDuration, parseMount, type EngineRunFlags } from "../../src/cli/engine.js";
 
 const status = (fn: () => unknown) => {
@@ -229,4 +229,25 @@ test("CLI run flags -> create body: durations, mounts, volumes, health, restart,
   assert.equal(b.HostConfig.Init, true);
   assert.deepEqual(b.HostConfig.LogConfig, { Type: "json-file", Config: { "max-size": "1m" } });
   assert.throws(() => createBody("host", [], { ...f, restart: "maybe" }), /invalid restart policy/);
+});
+
+test("ps PORTS: the API's list from NetworkSettings.Ports and docker's column with ranges", () => {
+  const api = apiPorts({
+    "80/tcp": [{ HostIp: "127.0.0.1", HostPort: "8080" }],
+    "53/udp": null,
+    "8000/tcp": [{ HostIp: "0.0.0.0", HostPort: "8000" }, { HostIp: "::", HostPort: "8000" }],
+    "8001/tcp": [{ HostIp: "0.0.0.0", HostPort: "8001" }, { HostIp: "::", HostPort: "8001" }],
+    "8003/tcp": [{ HostIp: "", HostPort: "8003" }],
+  });
+  assert.deepEqual(api.slice(0, 2), [
+    { IP: "127.0.0.1", PrivatePort: 80, PublicPort: 8080, Type: "tcp" },
+    { PrivatePort: 53, Type: "udp" },
+  ]);
+  assert.equal(api.at(-1)?.IP, "0.0.0.0", "an empty HostIp is every address");
+  assert.equal(displayablePorts(api),
+    // The 8000-8001 run on 0.0.0.0 closes at the gap before 8003, so it comes first, as in docker's output.
+    "0.0.0.0:8000-8001->8000-8001/tcp, 53/udp, 0.0.0.0:8003->8003/tcp, [::]:8000-8001->8000-8001/tcp, 127.0.0.1:8080->80/tcp");
+  assert.equal(displayablePorts([{ PrivatePort: 80, Type: "tcp" }, { PrivatePort: 81, Type: "tcp" }, { PrivatePort: 90, Type: "tcp" }]), "80-81/tcp, 90/tcp");
+  assert.equal(displayablePorts([]), "");
+  assert.equal(psRow({ Id: "x", Created: 0, Ports: api.slice(0, 1) }).Ports, "127.0.0.1:8080->80/tcp");
 });
