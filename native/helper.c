@@ -168,8 +168,17 @@ static void ensure_sealed_copy(char **argv, char **envp)
 {
 	char link[64] = "";
 	ssize_t n = readlink("/proc/self/exe", link, sizeof link - 1);
-	if (n > 0 && strncmp(link, "/memfd:", 7) == 0) return;
 	int exe = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	/* Already a copy (our own re-exec, or a daemon that keeps one sealed copy and execs it for every
+	 * helper): skip the copy only when the file really is a memfd nobody can change any more. */
+	const int sealed = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+	if (n > 0 && exe >= 0 && strncmp(link, "/memfd:", 7) == 0) {
+		int seals = fcntl(exe, F_GET_SEALS);
+		if (seals >= 0 && (seals & sealed) == sealed) {
+			close(exe);
+			return;
+		}
+	}
 	int mfd = memfd_create("berth-helper", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (exe < 0 || mfd < 0) goto fail;
 	struct stat st;
@@ -179,7 +188,7 @@ static void ensure_sealed_copy(char **argv, char **envp)
 		if (w <= 0) goto fail;
 		left -= w;
 	}
-	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) goto fail;
+	if (fcntl(mfd, F_ADD_SEALS, sealed) < 0) goto fail;
 	close(exe);
 	fexecve(mfd, argv, envp);
 fail:

@@ -3,7 +3,7 @@
 //   us -> helper: "go" (after "pid"), "signal N", "resize ROWS COLS"
 
 import { type ChildProcess, type IOType, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, openSync, readlinkSync } from "node:fs";
 import type { Socket } from "node:net";
 import type { Stream } from "node:stream";
 import { fileURLToPath } from "node:url";
@@ -66,8 +66,26 @@ export interface StartHelperOptions {
   beforeRelease?: (pid: number) => Promise<void>;
 }
 
+// CVE-2019-5736: each helper runs from a sealed in-memory copy of its binary; one started from the file
+// makes that copy and re-executes itself (~3 ms). A process that keeps spares (the daemon) takes the
+// sealed copy a spare made (/proc/PID/exe of a helper that re-executed), keeps it open and starts later
+// helpers from it directly (/proc/<our pid>/fd/N). The helper checks that what it runs from is a memfd
+// with every seal set (F_GET_SEALS) before it skips its own copy, so nothing else can make it skip.
+let sealedCopy: string | undefined;
+
+function keepSealedCopy(pid: number | undefined): void {
+  if (sealedCopy || !pid || process.env.BERTH_HELPER) return;
+  try {
+    if (!readlinkSync(`/proc/${pid}/exe`).startsWith("/memfd:")) return;
+    sealedCopy = `/proc/${process.pid}/fd/${openSync(`/proc/${pid}/exe`, "r")}`;
+  } catch {
+    // Not readable (the spare just ended): the next one is tried.
+  }
+}
+
 function spawnHelper(stdio: StdioEntry[], extra: number[]): { helper: ChildProcess; control: Socket } {
-  const helper = spawn(helperPath(), [String(3 + extra.length)], {
+  const helper = spawn(sealedCopy ?? helperPath(), [String(3 + extra.length)], {
+    argv0: "berth-helper",
     stdio: [...stdio, ...extra, "pipe"],
     // Terminal signals go to us, and we decide what reaches the container.
     detached: true,
@@ -87,6 +105,7 @@ function takeSpare(): { helper: ChildProcess; control: Socket } | undefined {
   const s = spare;
   spare = undefined;
   if (!s || s.helper.exitCode !== null || s.helper.signalCode !== null || s.control.destroyed) return undefined;
+  keepSealedCopy(s.helper.pid);
   s.helper.removeAllListeners("exit");
   s.helper.ref();
   s.control.ref();
