@@ -14,6 +14,7 @@ import { contains, ipToInt, parseCidr } from "../../src/network/ipam.js";
 import { ensureHostImage } from "../../src/rootfs/host-image.js";
 import {
   BERTH_BIN,
+  REPO,
   berth,
   buildPayload,
   childrenOf,
@@ -526,6 +527,31 @@ describe("berth run", { skip, concurrency: false }, () => {
     const none = run("--network", "none", "host", "cat", "/proc/net/dev");
     assert.equal(none.code, 0, show(none));
     assert.deepEqual(none.stdout.trim().split("\n").slice(2).map((l) => l.trim().split(":")[0]), ["lo"]);
+  });
+
+  // A daemon starts helpers from its own sealed copy, and the helper then skips its copy: only when its
+  // binary is a memfd with every seal. One run from an unsealed memfd (python3 makes it) still copies.
+  test("CVE-2019-5736: the helper skips its sealed copy only when it runs from a sealed memfd", { skip: spawnSync("python3", ["-c", "0"]).status !== 0 }, () => {
+    const script = `
+import os, socket, time, subprocess, fcntl, sys
+fd = os.dup2(os.memfd_create("berth-helper", os.MFD_ALLOW_SEALING), 20, inheritable=True)
+os.write(fd, open(sys.argv[1], "rb").read())
+if sys.argv[2] == "sealed": fcntl.fcntl(fd, 1033, 1 | 2 | 4 | 8)  # F_ADD_SEALS: SEAL, SHRINK, GROW, WRITE
+a, b = socket.socketpair()
+os.dup2(b.fileno(), 10, inheritable=True)
+p = subprocess.Popen(["berth-helper", "10"], pass_fds=(10,), executable=f"/proc/{os.getpid()}/fd/{fd}")
+for _ in range(100):
+  time.sleep(0.02)
+  same = os.stat(f"/proc/{p.pid}/exe").st_ino == os.fstat(fd).st_ino
+  if not same or sys.argv[2] == "sealed" and _ > 10: break
+print("same" if same else "copied")
+a.close(); os.close(10); p.kill(); p.wait()
+`;
+    const helper = join(REPO, "native/build/berth-helper");
+    const unsealed = spawnSync("python3", ["-c", script, helper, "unsealed"], { encoding: "utf8" });
+    assert.equal(unsealed.stdout.trim(), "copied", unsealed.stderr);
+    const sealed = spawnSync("python3", ["-c", script, helper, "sealed"], { encoding: "utf8" });
+    assert.equal(sealed.stdout.trim(), "same", sealed.stderr);
   });
 
   test("CVE-2019-5736: the helper runs from a sealed memfd; only fds 0-2 reach the command", async () => {
