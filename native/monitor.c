@@ -332,6 +332,34 @@ static void accept_client(void)
 	close(fd); /* full: the client sees EOF at once */
 }
 
+/* At the end, each client gets EOF (half-close) and what it still sends (a close-stdin written while
+ * the container was exiting) is read and dropped until it hangs up. Closing outright would answer
+ * those bytes with EPIPE or ECONNRESET, and a client that sees that error first (Node does) throws
+ * away output it has not read yet: the container's last lines. */
+#define LINGER_MS 1000
+static void linger_clients(void)
+{
+	for (int k = 0; k < MAX_CLIENTS; k++)
+		if (clients[k].fd >= 0) shutdown(clients[k].fd, SHUT_WR);
+	uint64_t deadline = now_ms() + LINGER_MS;
+	for (;;) {
+		struct pollfd p[MAX_CLIENTS];
+		int idx[MAX_CLIENTS], n = 0;
+		for (int k = 0; k < MAX_CLIENTS; k++)
+			if (clients[k].fd >= 0) { idx[n] = k; p[n++] = (struct pollfd){ .fd = clients[k].fd, .events = POLLIN }; }
+		uint64_t t = now_ms();
+		if (n == 0 || t >= deadline) break;
+		if (poll(p, n, (int)(deadline - t)) < 0 && errno != EINTR) break;
+		for (int i = 0; i < n; i++) {
+			if (!p[i].revents) continue;
+			char junk[4096];
+			ssize_t r = read(p[i].fd, junk, sizeof junk);
+			if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) drop_client(&clients[idx[i]]);
+		}
+	}
+	for (int k = 0; k < MAX_CLIENTS; k++) drop_client(&clients[k]);
+}
+
 /* ---- container output ----------------------------------------------------------------------------- */
 
 /* Logs every complete line of the buffer, or all of it when `all` (a full buffer, or the end). */
@@ -592,7 +620,7 @@ int monitor_run(pid_t child, int exited, int status, int master, int sigfd, int 
 
 	/* The exit file first: whoever sees the attach socket close can read it. */
 	write_exit_file(status);
-	for (int k = 0; k < MAX_CLIENTS; k++) drop_client(&clients[k]);
+	linger_clients();
 	remove_socket();
 	if (ctl >= 0) {
 		char line[64];

@@ -99,12 +99,18 @@ export function attach(socketPath: string): Promise<MonitorAttach> {
         pending = pending.subarray(8 + len);
       }
     });
-    socket.on("close", () => output.push(null));
-    socket.once("error", (err) => {
+    let connected = false;
+    let ended = false;
+    // The output ends after what was read: an error once connected (EPIPE from a late stdin write to
+    // a monitor that is exiting) must not discard chunks the reader has not taken yet.
+    socket.on("close", () => { if (!ended) { ended = true; output.push(null); } });
+    socket.on("error", (err) => {
+      if (connected) return; // "close" follows and ends the output
       reject(err);
       output.destroy(err);
     });
     socket.once("connect", () => {
+      connected = true;
       const send = (buf: Buffer) => {
         if (!socket.destroyed && socket.writable) socket.write(buf);
       };

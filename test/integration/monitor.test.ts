@@ -305,6 +305,27 @@ if (process.env.BERTH_MONITOR_CONTROLLER) {
       assert.equal(stdout, "got:hello\ngot:second\nbye\n");
     });
 
+    test("a client still writing stdin while the container exits gets all of its output, then the end", async () => {
+      const s = await start({ command: ["sh", "-c", "read l; echo last:$l"], monitor: { stdin: true } });
+      const a = await attach(s.paths.attachSocket);
+      let text = "";
+      let errored: Error | undefined;
+      a.output.on("data", (c: AttachChunk) => { text += c.data.toString(); });
+      a.output.on("error", (err: Error) => { errored = err; });
+      const ended = new Promise<void>((resolve) => { a.output.on("end", resolve); a.output.on("close", resolve); });
+      let open = true;
+      void ended.then(() => { open = false; });
+      a.write("x\n");
+      // Keep writing (as a daemon forwarding a client's stdin would) across the container's exit: the
+      // monitor must take these bytes rather than answer them with EPIPE, which made Node drop output.
+      const flood = () => { if (open) { a.write("more\n"); setImmediate(flood); } };
+      flood();
+      await ended;
+      assert.equal(errored, undefined);
+      assert.equal(text, "last:x\n");
+      assert.deepEqual(await s.run?.exited, { exitCode: 0, signal: 0 });
+    });
+
     test("a terminal: output logged as stdout, attach resizes and types", async () => {
       const s = await start({ command: ["sh", "-c", "read l; stty size; echo \"typed:$l\""], tty: true, monitor: { stdin: true } });
       const a = await attach(s.paths.attachSocket);
