@@ -1609,7 +1609,7 @@ export function apiPorts(ports: PortMap | undefined): { IP?: string; PrivatePort
 // ---- host helpers ---------------------------------------------------------------------------------
 
 function networkSettings(mode: string): Record<string, unknown> {
-  const net = mode === "default" || mode === "bridge" ? "none" : mode;
+  const net = mode === "default" ? "bridge" : mode;
   return {
     Bridge: "", SandboxID: "", SandboxKey: "", HairpinMode: false, LinkLocalIPv6Address: "", LinkLocalIPv6PrefixLen: 0,
     Ports: {}, SecondaryIPAddresses: null, SecondaryIPv6Addresses: null,
