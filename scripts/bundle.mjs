@@ -3,7 +3,7 @@
 import { build } from "esbuild";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -98,6 +98,7 @@ for (const name of ["berth-oci", "berth"]) {
   });
   const code = result.outputFiles[0].text.replaceAll('__toESM(require("berth-lazy:', '__berthLazyEsm(require("berth-lazy:');
   const dir = join(root, "dist", "bundle");
+  mkdirSync(dir, { recursive: true }); // a fresh checkout has none yet (write: false creates nothing)
   for (const f of readdirSync(dir)) if (f.startsWith(`${name}.code.`) && f.endsWith(".cache")) rmSync(join(dir, f), { force: true });
   writeFileSync(join(dir, `${name}.code.cjs`), code);
   writeFileSync(join(dir, `${name}.cjs`), loader(name, createHash("sha256").update(code).digest("hex").slice(0, 16)));
