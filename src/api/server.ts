@@ -21,8 +21,9 @@ import { API_VERSION, buildStamp, compareVersions, frame, MIN_API_VERSION, split
 
 const BUILD = buildStamp();
 import { boolParam, intParam, parseJsonBody, validateCreateBody, validateExecBody, validateHostUpdate, validateVolumeBody } from "./validate.js";
+import { VERSION } from "../version.js";
 
-export const ENGINE_VERSION = "0.1.0";
+export const ENGINE_VERSION = VERSION;
 
 export interface Ctx {
   engine: Engine;

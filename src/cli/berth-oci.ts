@@ -29,8 +29,8 @@ import {
 import { features } from "../runtime/oci-features.js";
 import { runCli } from "./run-cli.js";
 import { parseSize } from "../util/size.js";
+import { VERSION } from "../version.js";
 
-export const VERSION = "0.1.0";
 export const OCI_SPEC_VERSION = "1.2.0";
 
 interface GlobalFlags {

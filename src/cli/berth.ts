@@ -21,6 +21,7 @@ import { addRunNetworkOptions, parseRunNetwork, prepareRunNetwork, registerNetwo
 import { addContainerOptions } from "./container-options.js";
 import { runCli } from "./run-cli.js";
 import { registerEngineCommands } from "./engine.js";
+import { VERSION } from "../version.js";
 
 const DEFAULT_DATA_ROOT = "/var/lib/berth";
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -245,6 +246,7 @@ export function buildProgram(onExit: (code: number) => void): Command {
     .description("Berth: run containers")
     .enablePositionalOptions()
     .exitOverride()
+    .version(`Berth version ${VERSION}`, "-v, --version", "print the version")
     .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith("error:") ? `berth: ${s.slice(7)}` : s) });
   const run = program
     .command("run")

@@ -7,7 +7,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Docker from "dockerode";
-import { isRoot } from "../helpers/berth.js";
+import { berth, isRoot } from "../helpers/berth.js";
 import { containerCgroups, DOCKER, TestDaemon, waitFor } from "../helpers/daemon.js";
 
 const skip = !isRoot ? "needs root" : !DOCKER ? "needs the docker CLI" : false;
@@ -35,6 +35,10 @@ describe("berth daemon via the docker CLI", { skip, concurrency: false }, () => 
   test("version, info and ping negotiate API 1.43", async () => {
     const v = ok(d.docker(["version", "--format", "{{.Server.APIVersion}} {{.Server.Os}}"]), "version");
     assert.equal(v.trim(), "1.43 linux");
+    // The CLIs print the version the engine reports.
+    const engine = ok(d.docker(["version", "--format", "{{.Server.Version}}"]), "version").trim();
+    assert.equal(berth(["--version"]).stdout, `Berth version ${engine}\n`);
+    assert.match(berth(["-v"]).stdout, new RegExp(`^Berth version ${engine.replace(/\./g, "\\.")}\n$`));
     const info = ok(d.docker(["info", "--format", "{{.Driver}} {{.DockerRootDir}} {{.OSType}}"]), "info");
     assert.equal(info.trim(), `overlay2 ${d.dataRoot} linux`);
     const ping = await d.api("GET", "/_ping");
