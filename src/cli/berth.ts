@@ -268,7 +268,29 @@ export function buildProgram(onExit: (code: number) => void): Command {
   registerNetworkCommands(program, onExit);
   registerRegistryCommands(program, onExit);
   registerEngineCommands(program, onExit);
+  followDaemonDataRoot(program);
   return program;
+}
+
+/** The commands that open the image store themselves rather than asking the daemon. */
+const STORE_COMMANDS = new Set(["images", "tag", "rmi", "history", "save", "load", "import", "pull", "push", "image ls", "image inspect",
+  "image rm", "image tag", "image history", "image save", "image load", "image import", "image prune", "image pull", "image push", "system df"]);
+
+/**
+ * Image commands read and write an image store directly. When -H/BERTH_HOST names a daemon and no
+ * --data-root was given, that store must be the daemon's (its DockerRootDir): otherwise `berth import`
+ * put the image in /var/lib/berth while `berth run` through that daemon never found it and tried docker.io.
+ */
+function followDaemonDataRoot(program: Command): void {
+  program.hook("preAction", async (_root, action) => {
+    const name = action.parent && action.parent !== program ? `${action.parent.name()} ${action.name()}` : action.name();
+    if (!STORE_COMMANDS.has(name) || action.getOptionValueSource("dataRoot") !== "default") return;
+    const host = (program.opts() as { host?: string }).host ?? process.env.BERTH_HOST;
+    if (!host) return;
+    const { Client } = await import("./client.js");
+    const info = await new Client(host).json<{ DockerRootDir?: string }>("GET", "/info");
+    if (info.DockerRootDir) action.setOptionValueWithSource("dataRoot", info.DockerRootDir, "default");
+  });
 }
 
 export function main(argv: string[]): Promise<number> {

@@ -1,0 +1,53 @@
+// The berth CLI's image commands with BERTH_HOST naming a daemon: they work on that daemon's image store
+// (its DockerRootDir), as docker's do, not on /var/lib/berth. Before, `berth import` put the image in
+// /var/lib/berth and `berth run` through the daemon then tried to pull it from docker.io. A private daemon
+// (test/helpers/daemon.ts); no network. Needs root and busybox-static.
+
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, symlinkSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { isRoot } from "../helpers/berth.js";
+import { TestDaemon, type Run } from "../helpers/daemon.js";
+
+const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));
+const skip = !isRoot ? "needs root" : !BUSYBOX ? "needs busybox-static" : false;
+const show = (r: Run) => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+
+describe("berth image commands through BERTH_HOST", { skip, concurrency: false }, () => {
+  let d: TestDaemon;
+  let tar = "";
+
+  before(async () => {
+    d = new TestDaemon("berth-cliimg-");
+    await d.start();
+    const rootfs = join(d.root, "rootfs");
+    mkdirSync(join(rootfs, "bin"), { recursive: true });
+    copyFileSync(BUSYBOX as string, join(rootfs, "bin/busybox"));
+    for (const a of ["sh", "echo", "true"]) symlinkSync("busybox", join(rootfs, "bin", a));
+    tar = join(d.root, "rootfs.tar");
+    assert.equal(spawnSync("tar", ["-C", rootfs, "-cf", tar, "."]).status, 0);
+  });
+
+  after(async () => {
+    const left = await d.destroy();
+    assert.deepEqual(left, []);
+  });
+
+  test("berth import lands in the daemon's store: berth images, docker images and berth run see it", () => {
+    const imp = d.berth(["import", tar, "cliimg:1"]);
+    assert.equal(imp.code, 0, show(imp));
+    const listed = d.berth(["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert.equal(listed.code, 0, show(listed));
+    assert.match(listed.stdout, /^cliimg:1$/m);
+    const viaDocker = d.docker(["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert.match(viaDocker.stdout, /^cliimg:1$/m, show(viaDocker));
+    const run = d.berth(["run", "--rm", "cliimg:1", "echo", "from-the-import"]);
+    assert.equal(run.code, 0, show(run));
+    assert.equal(run.stdout, "from-the-import\n");
+    const rmi = d.berth(["rmi", "cliimg:1"]);
+    assert.equal(rmi.code, 0, show(rmi));
+    assert.doesNotMatch(d.docker(["images", "--format", "{{.Repository}}:{{.Tag}}"]).stdout, /cliimg/);
+  });
+});
