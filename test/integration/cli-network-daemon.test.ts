@@ -8,26 +8,17 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { isRoot } from "../helpers/berth.js";
 import { TestDaemon, waitFor, type Run } from "../helpers/daemon.js";
+import { freePort } from "../helpers/net.js";
 
 const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));
 const haveNft = spawnSync("sh", ["-c", "command -v nft"]).status === 0;
 const skip = !isRoot ? "needs root" : !BUSYBOX ? "needs busybox-static" : !haveNft ? "needs nftables" : false;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** One HTTP/1.0 GET on 127.0.0.1:port; the whole answer, or "" when nothing answers. */
 function httpGet(port: number, path: string): Promise<string> {

@@ -14,20 +14,11 @@ import { after, before, describe, test } from "node:test";
 import { contains, ipToInt, parseCidr } from "../../src/network/ipam.js";
 import { isRoot } from "../helpers/berth.js";
 import { DOCKER, TestDaemon, waitFor } from "../helpers/daemon.js";
+import { freePort } from "../helpers/net.js";
 
 const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));
 const skip = !isRoot ? "needs root" : !DOCKER ? "needs the docker CLI" : !BUSYBOX ? "needs busybox-static" : false;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function freePort6(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { BERTH_LAUNCHER, isRoot, show, waitFor, type CliResult } from "../helpers/berth.js";
 import { networkContext, sweepNetworks } from "../../src/network/index.js";
 import { decode, encodeResponse, TYPE } from "../../src/network/dns.js";
+import { freePort } from "../helpers/net.js";
 
 const BUSYBOX = "/bin/busybox";
 // busybox's nc has no UDP: a tiny static echo server for the UDP test.
@@ -109,14 +110,6 @@ async function waitAsync<T>(what: string, probe: () => Promise<T | undefined>, t
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, "127.0.0.1", () => {
-      const p = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(p));
-    });
-  });
-}
 
 /** A port free on ::1 (and, being picked by the kernel there, most likely free elsewhere too). */
 function freePort6(proto: "tcp" | "udp" = "tcp"): Promise<number> {
