@@ -181,7 +181,18 @@ async function runCommand(args: string[], flags: RunFlags): Promise<number> {
     process.on(sig, h);
     return [sig, h] as const;
   });
-  const onWinch = () => container?.refreshSize();
+  // The new size comes from our stdout, where the initial size came from (consoleSize above): with -t
+  // but no -i (or -i from a file or pipe) the helper's stdin is not the terminal, so its own look at fd 0
+  // found nothing and the container's terminal kept its first size.
+  const onWinch = () => {
+    if (!container) return;
+    if (process.stdout.isTTY) {
+      const [cols, rows] = process.stdout.getWindowSize();
+      container.resize(rows, cols);
+    } else {
+      container.refreshSize();
+    }
+  };
   process.on("SIGWINCH", onWinch);
   const removeHandlers = () => {
     for (const [sig, h] of handlers) process.off(sig, h);

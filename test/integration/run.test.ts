@@ -250,6 +250,26 @@ describe("berth run", { skip, concurrency: false }, () => {
     assert.equal(n.stdout, "not a tty\n");
   });
 
+  test("-t without -i, in process: a resize of berth's terminal reaches the container's", { skip: !has("script") && "needs script (util-linux)" }, () => {
+    // The helper looked at its stdin for the new size, which is /dev/null without -i: the size stuck.
+    const dir = mkdtempSync(join(tmpdir(), "berth-winch-"));
+    try {
+      const inner = "stty size; touch /out/started; i=0; " +
+        "while [ \"$(stty size)\" = \"30 100\" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; stty size; exit 4";
+      writeFileSync(join(dir, "outer.sh"), [
+        "stty rows 30 cols 100",
+        `BERTH_NO_DAEMON=1 ${process.execPath} ${BERTH_BIN} run --rm -t -v ${dir}:/out host sh -c '${inner}' &`,
+        "p=$!; i=0; while [ ! -e " + dir + "/started ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done",
+        "stty rows 40 cols 120; kill -WINCH $p; wait $p",
+      ].join("\n") + "\n");
+      const r = spawnSync("script", ["-qec", `sh ${dir}/outer.sh`, "/dev/null"], { encoding: "utf8", timeout: 60_000 });
+      assert.equal(r.status, 4, `${r.stdout}${r.stderr}`);
+      assert.deepEqual(r.stdout.replace(/\0/g, "").trim().split(/\r*\n/), ["30 100", "40 120"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("capabilities: docker's default set, --cap-drop ALL, --cap-add, --privileged; no_new_privs and seccomp", () => {
     const status = (...flags: string[]) => {
       const r = run(...flags, "host", "cat", "/proc/self/status");
