@@ -13,7 +13,7 @@ import {
   DOCKER_READONLY_PATHS,
   dockerDefaultMounts,
 } from "./defaults.js";
-import { resolveUser } from "./users.js";
+import { dockerAdditionalGids, resolveUser } from "./users.js";
 
 export interface RunOptions {
   /** The root filesystem directory. */
@@ -140,7 +140,7 @@ export function buildRunSpec(o: RunOptions, facts: RunFacts): Spec {
     process: {
       terminal: o.tty ?? false,
       consoleSize: o.tty && o.consoleSize ? { height: o.consoleSize.rows, width: o.consoleSize.cols } : undefined,
-      user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids, umask: 0o022 },
+      user: { uid: user.uid, gid: user.gid, additionalGids: dockerAdditionalGids(user), umask: 0o022 },
       args: o.command,
       env,
       cwd: o.workdir ?? "/",

@@ -143,3 +143,12 @@ export function resolveUser(spec: string, passwd: string | undefined, group: str
   }
   return result;
 }
+
+/**
+ * The supplementary groups a docker container's process gets: the primary gid first, then the /etc/group
+ * ones. Docker puts the primary gid there since 20.10.18 (CVE-2022-36109: without it a group that is only
+ * supplementary in the image could not be dropped by -u uid:gid, and `id` shows no groups=).
+ */
+export function dockerAdditionalGids(user: Pick<ResolvedUser, "gid" | "additionalGids">): number[] {
+  return [user.gid, ...user.additionalGids.filter((g) => g !== user.gid)];
+}

@@ -12,9 +12,10 @@ import { cgroupPids, cgroupStats, destroyCgroup, freezeCgroup, oomKilled, thawCg
 import { buildRunSpec, mergeEnvEntries, runResources, type RunOptions } from "../core/run-spec.js";
 import type { Mount, Process, Resources, Spec } from "../oci/spec.js";
 import { readHostFacts } from "../runtime/host-facts.js";
+import { refillSpareHelper } from "../runtime/helper.js";
 import { processStartTime } from "../runtime/launch.js";
 import { overlayMount } from "../runtime/overlay.js";
-import { resolveUser } from "../core/users.js";
+import { dockerAdditionalGids, resolveUser } from "../core/users.js";
 import { DEFAULT_PATH } from "../core/defaults.js";
 import { attachDetachKeys, DetachScanner, execDetachKeys } from "./detach-keys.js";
 import { diskOf, enableBlkioAccounting, readBlkio, readNetworks } from "./stats.js";
@@ -27,7 +28,7 @@ import { nextBackoff, shouldRestart, validateRestartPolicy } from "./restart.js"
 import { adoptProcess, type ContainerProcess, createProcess, type ExecProcess, execProcess, type MonitorFiles } from "./supervisor.js";
 import { monitorAlive, readExitFile } from "../runtime/monitor.js";
 import type { BerthPrivate, ContainerConfig, ContainerRecord, HostConfig, MountPoint } from "./types.js";
-import { badRequest, conflict, EngineError, humanDuration, KeyedMutex, NAME_PATTERN, newId, notFound, notModified, parseSignalArg, randomName, readJson, writeJsonAtomic, ZERO_TIME } from "./util.js";
+import { badRequest, conflict, EngineError, humanDuration, KeyedMutex, NAME_PATTERN, newId, notFound, notModified, parseSignalArg, randomName, readJson, sweepJsonLinked, writeJsonLinked, ZERO_TIME } from "./util.js";
 import { VolumeStore } from "./volumes.js";
 import {
   type ContainerNetwork,
@@ -44,6 +45,15 @@ import {
   restorePortProxies,
   sweepNetworks,
 } from "../network/index.js";
+
+/** A dir with no entries (false when it is missing or unreadable). */
+function isEmptyDir(path: string): boolean {
+  try {
+    return readdirSync(path).length === 0;
+  } catch {
+    return false;
+  }
+}
 
 export const DEFAULT_DATA_ROOT = "/var/lib/berth";
 export const DEFAULT_EXEC_ROOT = "/run/berth";
@@ -253,8 +263,9 @@ export class Engine {
     return join(this.dataRoot, "containers", id);
   }
 
+  /** Saves the record: config.json, a symlink to the latest complete version (writeJsonLinked). */
   #save(r: ContainerRecord): void {
-    writeJsonAtomic(join(this.#dir(r.Id), "config.json"), r);
+    writeJsonLinked(join(this.#dir(r.Id), "config.json"), r);
   }
 
   /** Resolves a name, full id or unique id prefix. */
@@ -317,8 +328,15 @@ export class Engine {
         rmSync(dir, { recursive: true, force: true });
         continue;
       }
+      // Versions and temp links a save cut short left beside the record.
+      sweepJsonLinked(join(dir, "config.json"));
       this.#records.set(r.Id, r);
       this.#names.set(r.Name.slice(1), r.Id);
+    }
+    // Runtime state dirs of containers that are gone (a removal cut short after its rename).
+    const stateRoot = join(this.execRoot, "engine");
+    for (const name of readdirSync(stateRoot)) {
+      if (/^[0-9a-f]{64}$/.test(name) && !this.#records.has(name)) rmSync(join(stateRoot, name), { recursive: true, force: true });
     }
     this.#unmountStale();
     // Networks this data root used before: leases of containers gone while we were away are freed, the
@@ -729,6 +747,16 @@ export class Engine {
   }
 
   async #start(r: ContainerRecord, isRestart: boolean): Promise<void> {
+    try {
+      await this.#startOnce(r, isRestart);
+    } finally {
+      // The next spare helper (forking the daemon blocks the event loop for ~7 ms) once the start has
+      // been answered: what follows this promise up to the API's answer runs as microtasks, before this.
+      setImmediate(refillSpareHelper);
+    }
+  }
+
+  async #startOnce(r: ContainerRecord, isRestart: boolean): Promise<void> {
     if (r.State.Status === "removing") throw conflict(`container ${r.Id.slice(0, 12)} is being removed`);
     if (r.State.Running) {
       if (r.State.Paused) throw conflict(`cannot start a paused container, try unpause instead`);
@@ -750,9 +778,12 @@ export class Engine {
     mkdirSync(stateDir, { recursive: true, mode: 0o711 });
     const dir = this.#dir(r.Id);
     if (this.useMonitor) mkdirSync(join(this.execRoot, "attach"), { recursive: true, mode: 0o700 });
-    // A fresh work dir each time (overlay refuses a work dir another mount left busy).
-    rmSync(join(dir, "work"), { recursive: true, force: true });
-    mkdirSync(join(dir, "work"), { mode: 0o711 });
+    // A fresh work dir each time (overlay refuses a work dir another mount left busy). An empty one (as
+    // create made it) is fresh: removing and making a dir again costs ~1-4 ms of journal on a busy disk.
+    if (!isEmptyDir(join(dir, "work"))) {
+      rmSync(join(dir, "work"), { recursive: true, force: true });
+      mkdirSync(join(dir, "work"), { mode: 0o711 });
+    }
     r.berth.manuallyStopped = false;
     let proc: ContainerProcess;
     try {
@@ -795,7 +826,8 @@ export class Engine {
       r.berth.monitorPid = proc.monitor.pid;
       r.berth.monitorStart = proc.monitor.start;
     }
-    this.#save(r);
+    // Not saved here: onPid saved the cgroup and pid, and until the save as running below a record that
+    // is not running is recovered the same way (its process killed, its cgroup destroyed).
     const live = this.#attachLive(r, proc, Date.now());
     try {
       await proc.start();
@@ -857,7 +889,8 @@ export class Engine {
     await releaseContainerNetwork(this.net, r.Id).catch(() => undefined);
     r.NetworkSettings = networkSettings(r.HostConfig.NetworkMode) as ContainerRecord["NetworkSettings"];
     this.#live.delete(r.Id);
-    rmSync(join(this.execRoot, "engine", r.Id), { recursive: true, force: true });
+    // An --rm container's is removed with it (remove(), after the removal is answered).
+    if (!r.HostConfig.AutoRemove) rmSync(join(this.execRoot, "engine", r.Id), { recursive: true, force: true });
     r.berth.cgroup = undefined;
     r.berth.pid = undefined;
     r.berth.pidStart = undefined;
@@ -1006,8 +1039,9 @@ export class Engine {
         if (r.berth.cgroup) for (const pid of cgroupPids(r.berth.cgroup)) { try { process.kill(pid, 9); } catch { /* gone */ } }
         await live.exitDone;
       }
+      // Not saved: the rename below is the removal, and a crash before it recovers the record as it was
+      // last saved (a "removing" record was recovered as exited as well).
       r.State.Status = "removing";
-      this.#save(r);
       for (const e of [...this.#execs.values()]) if (e.ContainerID === r.Id) this.#execs.delete(e.ID);
       // Rename away first: a crash mid-delete leaves a trash dir that load() removes, never half a record.
       const trash = join(this.dataRoot, "containers", `.trash-${r.Id}`);
@@ -1017,7 +1051,8 @@ export class Engine {
       // The rename was the removal; deleting the files (the upper layer can be large) needn't hold up
       // the client. A trash dir left by a crash is removed by load().
       void rm(trash, { recursive: true, force: true }).catch((err: Error) => this.#log(`removing ${trash}: ${err.message}`));
-      rmSync(join(this.execRoot, "engine", r.Id), { recursive: true, force: true });
+      // Its runtime state dir likewise (nothing makes it again: the id is gone; load() removes leftovers).
+      void rm(join(this.execRoot, "engine", r.Id), { recursive: true, force: true }).catch(() => undefined);
       if (o.volumes) {
         for (const v of r.berth.anonVolumes) {
           if (this.volumeUsers(v).length === 0) {
@@ -1306,7 +1341,7 @@ export class Engine {
       };
       try {
         const u = resolveUser(c.User, read("etc/passwd"), read("etc/group"));
-        user = { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids, umask: 0o022 };
+        user = { uid: u.uid, gid: u.gid, additionalGids: dockerAdditionalGids(u), umask: 0o022 };
       } catch (err) {
         throw badRequest((err as Error).message);
       }

@@ -25,7 +25,7 @@ describe("berth image commands through BERTH_HOST", { skip, concurrency: false }
     const rootfs = join(d.root, "rootfs");
     mkdirSync(join(rootfs, "bin"), { recursive: true });
     copyFileSync(BUSYBOX as string, join(rootfs, "bin/busybox"));
-    for (const a of ["sh", "echo", "true"]) symlinkSync("busybox", join(rootfs, "bin", a));
+    for (const a of ["sh", "echo", "true", "id"]) symlinkSync("busybox", join(rootfs, "bin", a));
     tar = join(d.root, "rootfs.tar");
     assert.equal(spawnSync("tar", ["-C", rootfs, "-cf", tar, "."]).status, 0);
   });
@@ -46,6 +46,10 @@ describe("berth image commands through BERTH_HOST", { skip, concurrency: false }
     const run = d.berth(["run", "--rm", "cliimg:1", "echo", "from-the-import"]);
     assert.equal(run.code, 0, show(run));
     assert.equal(run.stdout, "from-the-import\n");
+    // docker (since CVE-2022-36109) puts the primary gid among the supplementary groups.
+    const id = d.berth(["run", "--rm", "-u", "65534:65534", "cliimg:1", "id"]);
+    assert.equal(id.code, 0, show(id));
+    assert.match(id.stdout, /^uid=65534 gid=65534 groups=65534$/m);
     const rmi = d.berth(["rmi", "cliimg:1"]);
     assert.equal(rmi.code, 0, show(rmi));
     assert.doesNotMatch(d.docker(["images", "--format", "{{.Repository}}:{{.Tag}}"]).stdout, /cliimg/);

@@ -237,7 +237,7 @@ describe("process", () => {
     const chdir = indexOf(plan.ops, (o) => o.op === "chdir");
     assert.ok(close >= 0 && close < setUser && setUser < chdir);
     const user = plan.ops[setUser] as Extract<Op, { op: "setUser" }>;
-    assert.deepEqual([user.uid, user.gid, user.groups], [1000, 1000, [50]]);
+    assert.deepEqual([user.uid, user.gid, user.groups], [1000, 1000, [1000, 50]]); // the primary gid too, as docker
     assert.equal((plan.ops[chdir] as Extract<Op, { op: "chdir" }>).path, "/tmp");
   });
 

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseGroup, parsePasswd, resolveUser } from "../../src/core/users.js";
+import { dockerAdditionalGids, parseGroup, parsePasswd, resolveUser } from "../../src/core/users.js";
 import { BerthError } from "../../src/errors.js";
 
 const passwd = [
@@ -114,4 +114,9 @@ test("resolveUser errors name the user or group and the file", () => {
   assert.throws(() => resolveUser("1:2:3", passwd, group), /invalid user "1:2:3"/);
   assert.throws(() => resolveUser("99999999999", passwd, group), /out of range/);
   assert.throws(() => resolveUser("0:99999999999", passwd, group), /out of range/);
+});
+
+test("dockerAdditionalGids: the primary gid first, as docker since CVE-2022-36109, without repeating it", () => {
+  assert.deepEqual(dockerAdditionalGids({ gid: 65534, additionalGids: [] }), [65534]);
+  assert.deepEqual(dockerAdditionalGids({ gid: 0, additionalGids: [10, 0, 20] }), [0, 10, 20]);
 });
