@@ -215,6 +215,14 @@ function parseShortId(ref: string): boolean {
   return /^[a-f0-9]{1,64}$/.test(ref);
 }
 
+/**
+ * The Command column of GET /containers/json, as dockerd builds it: arguments with a space in single
+ * quotes, so `ps` shows `"sh -c 'while true; …"` and not a command line that reads differently.
+ */
+export function listCommand(path: string, args: string[]): string {
+  return [path, ...args.map((a) => (a.includes(" ") ? `'${a}'` : a))].join(" ");
+}
+
 export class Engine {
   readonly dataRoot: string;
   readonly execRoot: string;
@@ -1195,7 +1203,7 @@ export class Engine {
       Names: [r.Name],
       Image: r.Config.Image,
       ImageID: r.Image,
-      Command: [r.Path, ...r.Args].join(" "),
+      Command: listCommand(r.Path, r.Args),
       Created: Math.floor(Date.parse(r.Created) / 1000),
       Ports: r.State.Running ? apiPorts((r.NetworkSettings as { Ports?: PortMap }).Ports) : [],
       Labels: r.Config.Labels,

@@ -9,7 +9,7 @@ import { containerMatches, type FilterableContainer, parseFilters, validateConta
 import { BACKOFF_MAX_MS, nextBackoff, parseRestartPolicy, shouldRestart, validateRestartPolicy } from "../../src/daemon/restart.js";
 import { JsonLogWriter, parseLogOpts, readLog, selectEntries, splitLines, type LogEntry } from "../../src/daemon/jsonlog.js";
 import { humanDuration, KeyedMutex, parseNanoTime, parseSignalArg, parseTimeArg, EngineError } from "../../src/daemon/util.js";
-import { apiPorts, parseBind, tmpfsOptions, defaultHostConfig } from "../../src/daemon/engine.js";
+import { apiPorts, listCommand, parseBind, tmpfsOptions, defaultHostConfig } from "../../src/daemon/engine.js";
 import { healthCommand } from "../../src/daemon/health.js";
 import { eventMatches, EventBus } from "../../src/daemon/events.js";
 import { compareVersions, Demuxer, frame, splitVersion } from "../../src/api/stream.js";
@@ -250,4 +250,10 @@ test("ps PORTS: the API's list from NetworkSettings.Ports and docker's column wi
   assert.equal(displayablePorts([{ PrivatePort: 80, Type: "tcp" }, { PrivatePort: 81, Type: "tcp" }, { PrivatePort: 90, Type: "tcp" }]), "80-81/tcp, 90/tcp");
   assert.equal(displayablePorts([]), "");
   assert.equal(psRow({ Id: "x", Created: 0, Ports: api.slice(0, 1) }).Ports, "127.0.0.1:8080->80/tcp");
+});
+
+test("listCommand: arguments with a space are single-quoted, as dockerd's container list shows them", () => {
+  assert.equal(listCommand("sh", ["-c", "while true; do sleep 1; done"]), "sh -c 'while true; do sleep 1; done'");
+  assert.equal(listCommand("sleep", ["60"]), "sleep 60");
+  assert.equal(listCommand("top", []), "top");
 });
