@@ -13,6 +13,7 @@ import type { Spec } from "../oci/spec.js";
 import { type ExitStatus, type HelperRun, type StdioEntry } from "./helper.js";
 import { launchContainer, processStartTime } from "./launch.js";
 import { type OverlayMount, overlayMount } from "./overlay.js";
+import { prepareBindTargets } from "./userns-targets.js";
 
 export const DEFAULT_STATE_ROOT = "/run/berth";
 
@@ -216,6 +217,11 @@ export async function startContainer(options: StartOptions): Promise<Container> 
       const rootMap = spec.linux?.uidMappings?.find((m) => m.containerID === 0);
       const rootGid = spec.linux?.gidMappings?.find((m) => m.containerID === 0);
       if (rootMap) for (const d of [upper, work]) chownSync(d, rootMap.hostID, rootGid?.hostID ?? rootMap.hostID);
+      // ... and can't create mount points in a lower layer that host root owns: make them here (a single
+      // lower dir; an image's layers are shifted to the mapping, so its root can).
+      if (rootMap && !options.lowerDirs?.length) {
+        prepareBindTargets(lower, upper, spec.mounts ?? [], { uid: rootMap.hostID, gid: rootGid?.hostID ?? rootMap.hostID });
+      }
       rootfsMounts = [overlayMount(options.lowerDirs?.length ? options.lowerDirs : [lower], upper, work, join(dir, "lower"))];
     }
     const launched = await launchContainer({

@@ -514,6 +514,21 @@ describe("berth run", { skip, concurrency: false }, () => {
     }
   });
 
+  test("--uidmap with a --rootfs whose /etc (host root's) lacks hosts: Berth's own /etc binds still go in", () => {
+    // The container's root could not create /etc/hosts in a lower layer owned by host root: mount failed.
+    const dir = mkdtempSync(join(tmpdir(), "berth-userns-rootfs-"));
+    try {
+      chmodSync(dir, 0o755); // as an unpacked rootfs (mkdtemp makes 0700, which the mapped root can't enter)
+      spawnSync("mkdir", ["-p", join(dir, "etc")]);
+      writeFileSync(join(dir, "payload"), readFileSync(payload), { mode: 0o755 });
+      const r = run("--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536", "--rootfs", dir, "/payload", "hog", "1");
+      assert.equal(r.code, 0, show(r));
+      assert.deepEqual(readdirSync(join(dir, "etc")), [], "the mount points went to the throwaway layer, not the rootfs");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("-v binds a host directory; :ro makes it read-only", () => {
     const dir = mkdtempSync(join(tmpdir(), "berth-bind-"));
     try {
