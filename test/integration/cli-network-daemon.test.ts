@@ -142,7 +142,8 @@ describe("berth CLI networking through the daemon", { skip, concurrency: false }
     assert.match(bad.stderr, /network-scoped aliases are only supported for user-defined networks/);
     const inUse = berth(["network", "rm", "clinet"]);
     assert.notEqual(inUse.code, 0, "a network in use is not removed");
-    assert.equal(berth(["rm", "-f", "db"]).code, 0);
+    const rmDb = berth(["rm", "-f", "db"]);
+    assert.equal(rmDb.code, 0, show(rmDb));
     const rm = berth(["network", "rm", "clinet"]);
     assert.equal(rm.code, 0, show(rm));
     assert.doesNotMatch(berth(["network", "ls"]).stdout, /\bclinet\b/);
