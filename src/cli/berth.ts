@@ -304,15 +304,34 @@ function followDaemonDataRoot(program: Command): void {
   });
 }
 
+/**
+ * The exit code of a failure that is not the container's, as docker's CLI gives it: 125 for run and
+ * create (the container's own codes are the others there), 1 for every other command (`docker logs
+ * nosuch`, `docker rmi nosuch`, a missing argument). The command is the first word of argv that is no
+ * option (-H/--host and --data-root take a value).
+ */
+export function failureCode(argv: string[]): number {
+  const words: string[] = [];
+  for (let i = 0; i < argv.length && words.length < 2; i++) {
+    const a = argv[i];
+    if (["-H", "--host", "--data-root"].includes(a)) i++;
+    else if (!a.startsWith("-")) words.push(a);
+  }
+  const [first, second] = words;
+  const command = first === "container" || first === "image" ? second : first;
+  return first === undefined || command === "run" || command === "create" ? 125 : 1;
+}
+
 export function main(argv: string[]): Promise<number> {
-  return runCli(buildProgram, argv, 125, (err) => {
+  const failed = failureCode(argv);
+  return runCli(buildProgram, argv, failed, (err) => {
     if (err instanceof BerthError) {
       process.stderr.write(`berth: ${err.message}\n`);
-      // A command that is missing or not executable keeps docker's 127/126; anything else is ours: 125.
-      return err.exitCode === 126 || err.exitCode === 127 ? err.exitCode : 125;
+      // A command that is missing or not executable keeps docker's 127/126; anything else is ours.
+      return err.exitCode === 126 || err.exitCode === 127 ? err.exitCode : failed;
     }
     process.stderr.write(`berth: ${(err as Error).stack ?? String(err)}\n`);
-    return 125;
+    return failed;
   });
 }
 

@@ -1,5 +1,5 @@
 // `berth pull`, `berth push`, `berth login`, `berth logout`: flags -> src/distribution -> one line of
-// output per result; errors are BerthErrors (exit 125) worded by the distribution layer.
+// output per result; errors are BerthErrors (exit 1, as docker pull, push and login) worded by the distribution layer.
 
 import { type Command, Option } from "commander";
 import { BerthError } from "../errors.js";

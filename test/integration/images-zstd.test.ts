@@ -115,7 +115,7 @@ test("a truncated zstd layer: the pull fails with one clear line and stores noth
   const data = join(work, "data-truncated");
   mkdirSync(data);
   const r = await cli(["pull", "--data-root", data, ref]);
-  assert.equal(r.code, 125, show(r));
+  assert.equal(r.code, 1, show(r)); // docker pull: 1
   const lines = r.stderr.trim().split("\n");
   assert.equal(lines.length, 1, `one line of error:\n${show(r)}`);
   assert.match(lines[0], new RegExp(`${sha256(truncated)}.*(truncated|ends early)`), show(r));
