@@ -27,6 +27,7 @@ import {
   statusOf,
 } from "../runtime/oci-runtime.js";
 import { features } from "../runtime/oci-features.js";
+import { psTable } from "./oci-ps.js";
 import { runCli } from "./run-cli.js";
 import { parseSize } from "../util/size.js";
 import { VERSION } from "../version.js";
@@ -205,18 +206,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
       process.stdout.write(table(rows));
     });
 
-  program.command("ps <id>").description("list the processes of a container")
+  program.command("ps <id> [ps-options...]").description("list the processes of a container (ps -ef, or the ps options given after the id)")
     .option("-f, --format <format>", "table or json", "table")
-    .allowUnknownOption()
-    .action((id: string, o: { format: string }) => {
+    .passThroughOptions()
+    .action((id: string, psArgs: string[], o: { format: string }) => {
       const pids = ociPs(root(), id);
       if (o.format === "json") return void process.stdout.write(JSON.stringify(pids) + "\n");
-      const rows = [["PID", "CMD"], ...pids.map((p) => {
-        let cmd = "";
-        try { cmd = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").join(" ").trim(); } catch { /* exited */ }
-        return [String(p), cmd];
-      })];
-      process.stdout.write(table(rows));
+      process.stdout.write(psTable(pids, psArgs));
     });
 
   program.command("pause <id>").description("freeze every process of a container").action((id: string) => ociPause(root(), id));

@@ -163,6 +163,15 @@ describe("berth-oci", { skip }, () => {
     assert.equal(p.code, 0, p.stderr);
     assert.deepEqual(p.stdout.trim().split("\n"), ["from-process-json", "1000"]);
     assert.deepEqual(JSON.parse(oci(["ps", "--format", "json", b.id]).stdout), [state(b.id).pid]);
+    // The table is runc's: ps -ef's header and the container's rows; ps options go after the id.
+    const ef = oci(["ps", b.id]);
+    assert.equal(ef.code, 0, ef.stderr);
+    const [head, ...rows] = ef.stdout.trim().split("\n");
+    assert.match(head, /^UID\s+PID\s+PPID\s.*CMD$/);
+    assert.deepEqual(rows.map((r) => Number(r.trim().split(/\s+/)[1])), [state(b.id).pid]);
+    const o = oci(["ps", b.id, "-o", "pid,comm"]);
+    assert.equal(o.code, 0, o.stderr);
+    assert.deepEqual(o.stdout.trim().split("\n").map((l) => l.trim().split(/\s+/)), [["PID", "COMMAND"], [String(state(b.id).pid), "sleep"]]);
     oci(["delete", "--force", b.id]);
     assertNothingLeft(b.id);
   });
