@@ -258,6 +258,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("--stats", "print stats once and exit")
     .option("--interval <duration>", "interval between stats, e.g. 5s", "5s")
     .action(async (id: string, o: { stats?: boolean; interval: string }) => {
+      // As runc: no stats of a stopped container (they were printed as if it ran, and events exited 0).
+      if (statusOf(root(), loadRecord(root(), id)) === "stopped") throw new BerthError(`container with id ${id} is not running`, { exitCode: 1 });
       const print = () => void process.stdout.write(JSON.stringify(ociStats(root(), id)) + "\n");
       if (o.stats) return print();
       const m = /^(\d+)(ms|s|m)?$/.exec(o.interval);

@@ -188,6 +188,18 @@ describe("berth-oci", { skip }, () => {
     const r = oci(["exec", b.id, "cat", "/sys/fs/cgroup/pids/pids.max"]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), "20");
+    const stats = oci(["events", "--stats", b.id]);
+    assert.equal(stats.code, 0, stats.stderr);
+    assert.equal((JSON.parse(stats.stdout) as { type: string }).type, "stats");
+    // A stopped container has no stats: runc's error and exit 1 (events printed them and exited 0).
+    oci(["kill", b.id, "KILL"]);
+    await waitFor("stopped", () => state(b.id).status === "stopped");
+    for (const args of [["events", "--stats", b.id], ["events", b.id]]) {
+      const e = oci(args);
+      assert.equal(e.code, 1, `${args.join(" ")}: ${e.stdout}${e.stderr}`);
+      assert.equal(e.stdout, "");
+      assert.match(e.stderr, new RegExp(`container with id ${b.id} is not running`));
+    }
     oci(["delete", "--force", b.id]);
   });
 
