@@ -49,9 +49,8 @@ export async function runDaemon(o: DaemonOptions): Promise<{ engine: Engine; sto
   const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} berth daemon: ${msg}\n`);
   const engine = new Engine({ dataRoot, execRoot, log });
   await engine.load();
-  // Monitored containers start with a helper spawned ahead of time (src/runtime/helper.ts); the engine
-  // forks the next one after it has answered the start (Engine.start).
-  if (engine.useMonitor) keepSpareHelper(true, { deferred: true });
+  // Monitored containers start with a helper spawned ahead of time (src/runtime/helper.ts).
+  if (engine.useMonitor) keepSpareHelper(true);
   const hosts = o.hosts.length > 0 ? o.hosts : [`unix://${DEFAULT_SOCKET}`];
   const api = await listen(engine, hosts);
   log(`API listening on ${hosts.join(", ")} (data root ${dataRoot}, exec root ${execRoot})`);

@@ -12,7 +12,6 @@ import { cgroupPids, cgroupStats, destroyCgroup, freezeCgroup, oomKilled, thawCg
 import { buildRunSpec, mergeEnvEntries, runResources, type RunOptions } from "../core/run-spec.js";
 import type { Mount, Process, Resources, Spec } from "../oci/spec.js";
 import { readHostFacts } from "../runtime/host-facts.js";
-import { refillSpareHelper } from "../runtime/helper.js";
 import { processStartTime } from "../runtime/launch.js";
 import { overlayMount } from "../runtime/overlay.js";
 import { dockerAdditionalGids, resolveUser } from "../core/users.js";
@@ -755,16 +754,6 @@ export class Engine {
   }
 
   async #start(r: ContainerRecord, isRestart: boolean): Promise<void> {
-    try {
-      await this.#startOnce(r, isRestart);
-    } finally {
-      // The next spare helper (forking the daemon blocks the event loop for ~7 ms) once the start has
-      // been answered: what follows this promise up to the API's answer runs as microtasks, before this.
-      setImmediate(refillSpareHelper);
-    }
-  }
-
-  async #startOnce(r: ContainerRecord, isRestart: boolean): Promise<void> {
     if (r.State.Status === "removing") throw conflict(`container ${r.Id.slice(0, 12)} is being removed`);
     if (r.State.Running) {
       if (r.State.Paused) throw conflict(`cannot start a paused container, try unpause instead`);

@@ -100,8 +100,6 @@ function spawnHelper(stdio: StdioEntry[], extra: number[]): { helper: ChildProce
 // helper clones and sets up the container on the other CPU. A spare whose parent dies reads EOF and exits.
 let spare: { helper: ChildProcess; control: Socket } | undefined;
 let keepSpare = false;
-// Set by a caller that refills the spare itself (refillSpareHelper) once it has answered its client.
-let deferRefill = false;
 
 function takeSpare(): { helper: ChildProcess; control: Socket } | undefined {
   const s = spare;
@@ -133,23 +131,15 @@ function refillSpare(): void {
 
 /**
  * Keep one helper started ahead for launches without stdio (monitor mode): for a long-lived engine.
- * Off: the spare is ended (it would also end by itself when this process exits). `deferred`: a launch
- * that takes the spare does not fork the next one (which blocks the event loop for the fork, ~7 ms);
- * the caller calls refillSpareHelper() when nobody waits on it.
+ * Off: the spare is ended (it would also end by itself when this process exits).
  */
-export function keepSpareHelper(on: boolean, o: { deferred?: boolean } = {}): void {
+export function keepSpareHelper(on: boolean): void {
   keepSpare = on;
-  deferRefill = on && o.deferred === true;
   if (on) return refillSpare();
   const s = spare;
   spare = undefined;
   s?.control.destroy();
   s?.helper.kill("SIGKILL");
-}
-
-/** Forks the next spare if it is kept and missing (with keepSpareHelper(true, { deferred: true })). */
-export function refillSpareHelper(): void {
-  refillSpare();
 }
 
 /** Spawns the helper, sends the plan and resolves once the container process exists and was released. */
@@ -158,7 +148,7 @@ export function startHelper(plan: Plan, options: StartHelperOptions): Promise<He
   const stdioLess = extra.length === 0 && options.stdio.every((e) => e === "ignore");
   const { helper, control } = (stdioLess && takeSpare()) || spawnHelper(options.stdio, extra);
   control.write(encodePlan(plan));
-  if (stdioLess && !deferRefill) refillSpare();
+  if (stdioLess) refillSpare();
 
   return new Promise((resolveStart, rejectStart) => {
     let pid = 0;
