@@ -77,9 +77,10 @@ function readJsonInput(path: string, what: string): unknown {
   }
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join("   ").trimEnd()).join("\n") + "\n";
+/** runc's list table: Go's tabwriter with minwidth 12 and padding 3 (each column but the last). */
+export function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(12, ...rows.map((r) => r[i].length + 3)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join("")).join("\n") + "\n";
 }
 
 export function buildProgram(setExit: (code: number) => void): Command {
