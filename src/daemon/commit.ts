@@ -23,7 +23,7 @@ async function isOpaque(path: string): Promise<boolean> {
 }
 
 /** Writes the upper dir as an OCI layer tar to `out`; returns its sha256 digest and size. */
-export async function layerFromUpper(upper: string, out: string): Promise<{ digest: string; size: number }> {
+export async function layerFromUpper(upper: string, out: string, skip: ReadonlySet<string> = new Set()): Promise<{ digest: string; size: number }> {
   const pack = tar.pack();
   const hash = createHash("sha256");
   let size = 0;
@@ -36,6 +36,7 @@ export async function layerFromUpper(upper: string, out: string): Promise<{ dige
   const walk = async (rel: string) => {
     for (const name of readdirSync(join(upper, rel)).sort()) {
       const p = rel ? `${rel}/${name}` : name;
+      if (skip.has(p)) continue;
       const abs = join(upper, p);
       const st = lstatSync(abs);
       const common = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
@@ -65,6 +66,8 @@ export interface CommitRequest {
   store: ImageStore;
   imageId: string;
   upper: string;
+  /** Paths of upper that are not the container's changes (see init-layer.ts). */
+  skip?: ReadonlySet<string>;
   tmpDir: string;
   containerConfig: ContainerConfig;
   repo?: string;
@@ -116,7 +119,7 @@ export async function commitContainer(c: CommitRequest): Promise<string> {
   }
   const tmp = join(c.tmpDir, `commit-${process.pid}-${Date.now()}.tar`);
   try {
-    const layer = await layerFromUpper(c.upper, tmp);
+    const layer = await layerFromUpper(c.upper, tmp, c.skip);
     await store.ingestBlob({ digest: layer.digest, size: layer.size }, async (offset) => createReadStream(tmp, { start: offset }));
     const cc = c.containerConfig;
     const o = c.overrides ?? {};

@@ -15,6 +15,7 @@ import { readHostFacts } from "../runtime/host-facts.js";
 import { processStartTime } from "../runtime/launch.js";
 import { overlayMount } from "../runtime/overlay.js";
 import { dockerAdditionalGids, resolveUser } from "../core/users.js";
+import { initLayerPaths } from "./init-layer.js";
 import { DEFAULT_PATH } from "../core/defaults.js";
 import { attachDetachKeys, DetachScanner, execDetachKeys } from "./detach-keys.js";
 import { diskOf, enableBlkioAccounting, readBlkio, readNetworks } from "./stats.js";
@@ -1535,11 +1536,13 @@ export class Engine {
     const upper = join(this.#dir(r.Id), "upper");
     const out: { Path: string; Kind: number }[] = [];
     const inLower = (rel: string) => r.berth.lowerDirs.some((d) => { try { lstatSync(join(d, rel)); return true; } catch { return false; } });
+    const skip = initLayerPaths(upper, inLower);
     const walk = (rel: string) => {
       let names: string[];
       try { names = readdirSync(join(upper, rel)); } catch { return; }
       for (const n of names.sort()) {
         const p = rel ? `${rel}/${n}` : n;
+        if (skip.has(p)) continue;
         const st = lstatSync(join(upper, p));
         if (st.isCharacterDevice() && st.rdev === 0) { out.push({ Path: `/${p}`, Kind: 2 }); continue; }
         out.push({ Path: `/${p}`, Kind: inLower(p) ? 0 : 1 });
@@ -1560,6 +1563,7 @@ export class Engine {
       mkdirSync(join(this.dataRoot, "tmp"), { recursive: true });
       const id = await commitContainer({
         store: this.images.store, imageId: r.Image, upper: join(this.#dir(r.Id), "upper"), tmpDir: join(this.dataRoot, "tmp"),
+        skip: initLayerPaths(join(this.#dir(r.Id), "upper"), (rel) => r.berth.lowerDirs.some((d) => { try { lstatSync(join(d, rel)); return true; } catch { return false; } })),
         // The built-in host image is a directory, not a stored image: its rootfs becomes the base layer.
         baseRootfs: r.Image === HOST_IMAGE_ID ? r.berth.lowerDirs[0] : undefined,
         containerConfig: r.Config, repo: o.repo, tag: o.tag, comment: o.comment, author: o.author, overrides: o.overrides,

@@ -25,7 +25,7 @@ describe("berth image commands through BERTH_HOST", { skip, concurrency: false }
     const rootfs = join(d.root, "rootfs");
     mkdirSync(join(rootfs, "bin"), { recursive: true });
     copyFileSync(BUSYBOX as string, join(rootfs, "bin/busybox"));
-    for (const a of ["sh", "echo", "true", "id"]) symlinkSync("busybox", join(rootfs, "bin", a));
+    for (const a of ["sh", "echo", "true", "id", "sleep"]) symlinkSync("busybox", join(rootfs, "bin", a));
     tar = join(d.root, "rootfs.tar");
     assert.equal(spawnSync("tar", ["-C", rootfs, "-cf", tar, "."]).status, 0);
   });
@@ -53,5 +53,24 @@ describe("berth image commands through BERTH_HOST", { skip, concurrency: false }
     const rmi = d.berth(["rmi", "cliimg:1"]);
     assert.equal(rmi.code, 0, show(rmi));
     assert.doesNotMatch(d.docker(["images", "--format", "{{.Repository}}:{{.Tag}}"]).stdout, /cliimg/);
+  });
+
+  test("diff and commit leave out the engine's /etc mountpoints, as docker's init layer does", async () => {
+    assert.equal(d.berth(["import", tar, "cliimg:2"]).code, 0);
+    const run = d.berth(["run", "-d", "--name", "changed", "cliimg:2", "sh", "-c", "echo x > /x; sleep 100"]);
+    assert.equal(run.code, 0, show(run));
+    let diff = d.berth(["diff", "changed"]);
+    for (let i = 0; i < 50 && diff.stdout === ""; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      diff = d.berth(["diff", "changed"]);
+    }
+    assert.equal(diff.stdout, "A /x\n", show(diff));
+    assert.equal(d.berth(["commit", "changed", "cliimg:committed"]).code, 0);
+    const ls = d.berth(["run", "--rm", "cliimg:committed", "sh", "-c", "echo /etc/*"]);
+    // /etc exists only for the engine's mountpoints: it shows them, bound, but they are not in the image.
+    assert.equal(d.berth(["rm", "-f", "changed"]).code, 0);
+    const hist = d.berth(["history", "--format", "{{.Size}}", "cliimg:committed"]);
+    assert.equal(hist.stdout.split("\n")[0], "2B", show(hist) + show(ls));
+    assert.equal(d.berth(["rmi", "cliimg:committed", "cliimg:2"]).code, 0);
   });
 });
