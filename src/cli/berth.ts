@@ -8,8 +8,8 @@ import { BerthError } from "../errors.js";
 import type { IdMapping } from "../oci/spec.js";
 import { parseEnvFile } from "../util/envfile.js";
 import { availableParallelism } from "node:os";
-import { expandCpuset, parseCpuset, parseMemorySwap, parseSize } from "../util/size.js";
-import { buildRunSpec, type RunOptions } from "../core/run-spec.js";
+import { parseCpuset, parseMemorySwap, parseSize } from "../util/size.js";
+import { buildRunSpec, checkCpusetCpus, type RunOptions } from "../core/run-spec.js";
 import { ensureHostImage } from "../rootfs/host-image.js";
 import { readImageFile } from "../images/run-config.js";
 import { ImageStore } from "../images/store.js";
@@ -50,11 +50,7 @@ export function parseVolume(text: string): { source: string; destination: string
 /** --cpuset-cpus, checked against this host's CPUs (docker: "Requested CPUs are not available"). */
 function hostCpuset(text: string): string {
   const list = parseCpuset(text, "--cpuset-cpus");
-  const count = availableParallelism();
-  const missing = expandCpuset(list).filter((c) => c >= count);
-  if (missing.length > 0) {
-    throw new BerthError(`invalid --cpuset-cpus ${text}: CPU ${missing.join(",")} not available; this host has CPUs 0-${count - 1}`);
-  }
+  checkCpusetCpus(list, availableParallelism()); // the same check and wording as through the daemon
   return list;
 }
 

@@ -2,7 +2,9 @@
 // hand it to the same runtime path as `berth-oci` (one path, not two). Pure: file contents and host
 // facts are passed in.
 
+import { availableParallelism } from "node:os";
 import { BerthError } from "../errors.js";
+import { expandCpuset, parseCpuset } from "../util/size.js";
 import type { IdMapping, Namespace, Resources as LinuxResources, Spec } from "../oci/spec.js";
 import { dockerDefaultProfile } from "../seccomp/index.js";
 import { applyCapChanges, DOCKER_DEFAULT_CAPABILITIES } from "./capabilities.js";
@@ -62,6 +64,20 @@ export interface RunFacts {
   group?: string;
   /** Capabilities the runtime itself holds (its bounding set): --privileged grants these. */
   runtimeCapabilities: string[];
+  /** How many CPUs --cpuset-cpus may name (0..n-1). Default: os.availableParallelism(). */
+  cpuCount?: number;
+}
+
+/**
+ * --cpuset-cpus against the host's CPUs, with docker's wording. Through the daemon an unknown CPU was
+ * only found by the cgroup write at start ("cpuset.cpus=7: ERANGE"); the CLI's own check does not see a
+ * create request from docker's CLI or dockerode.
+ */
+export function checkCpusetCpus(list: string, cpuCount: number): void {
+  const missing = expandCpuset(list).filter((c) => c >= cpuCount);
+  if (missing.length > 0) {
+    throw new BerthError(`Requested CPUs are not available - requested ${list}, available: ${cpuCount === 1 ? "0" : `0-${cpuCount - 1}`}`);
+  }
 }
 
 const CPU_PERIOD = 100_000;
@@ -109,6 +125,7 @@ export function mergeEnvEntries(...lists: string[][]): string[] {
 export function buildRunSpec(o: RunOptions, facts: RunFacts): Spec {
   if (o.command.length === 0) throw new BerthError("no command given: say what to run, e.g. `berth run host sh -c 'echo hi'`");
   const user = resolveUser(o.user ?? "0", facts.passwd, facts.group);
+  if (o.cpusetCpus !== undefined) checkCpusetCpus(parseCpuset(o.cpusetCpus, "--cpuset-cpus"), facts.cpuCount ?? availableParallelism());
   const hostname = o.hostname ?? (o.network === "host" ? undefined : facts.id.slice(0, 12));
   const env = mergeEnvEntries(
     [`PATH=${DEFAULT_PATH}`],
