@@ -17,11 +17,14 @@ export function nameTable(dataRoot: string, networkId: string): NameTable & { up
   const forward = new Map<string, string[]>();
   const reverse = new Map<string, string>();
   const upstream = new Map<string, string[]>();
+  // As docker's embedded DNS, a name also answers with the network's name after it: "db.mynet".
+  const netName = state.networks[networkId]?.name;
   const add = (name: string, ip: string) => {
-    const key = name.toLowerCase();
-    const list = forward.get(key) ?? [];
-    if (!list.includes(ip)) list.push(ip);
-    forward.set(key, list);
+    for (const key of netName ? [name.toLowerCase(), `${name}.${netName}`.toLowerCase()] : [name.toLowerCase()]) {
+      const list = forward.get(key) ?? [];
+      if (!list.includes(ip)) list.push(ip);
+      forward.set(key, list);
+    }
   };
   for (const ep of Object.values(state.endpoints)) {
     if (ep.networkId !== networkId) continue;

@@ -43,3 +43,25 @@ test("unknown names and addresses go to the host's resolvers", () => {
   assert.equal(answerFromTable(decode(encodeQuery(1, "9.9.9.10.in-addr.arpa", TYPE.PTR)), table), "forward");
   assert.throws(() => decode(Buffer.from([1, 2, 3])), /short message/);
 });
+
+test("nameTable: a container's name and aliases also answer as NAME.NETWORK, as docker's embedded DNS", async () => {
+  const { mkdirSync, mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
+  const { dirname, join } = await import("node:path");
+  const { tmpdir } = await import("node:os");
+  const { nameTable } = await import("../../src/network/dns-server.js");
+  const { statePath } = await import("../../src/network/store.js");
+  const root = mkdtempSync(join(tmpdir(), "berth-dns-"));
+  try {
+    const file = statePath(root);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, JSON.stringify({
+      version: 1,
+      networks: { n1: { id: "n1", name: "MyNet" } },
+      endpoints: { e1: { networkId: "n1", containerId: "a".repeat(64), containerName: "db", ip: "10.9.0.2", aliases: ["database"] } },
+    }));
+    const t = nameTable(root, "n1");
+    for (const name of ["db", "db.mynet", "database.mynet", "aaaaaaaaaaaa.mynet"]) assert.deepEqual(t.forward.get(name), ["10.9.0.2"], name);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
