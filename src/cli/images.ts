@@ -2,7 +2,7 @@
 // prune/history/save/load/import/tag, history, save, load, import, system df. Thin: parse, call the
 // store, print in docker's formats.
 
-import { createReadStream, existsSync, readdirSync } from "node:fs";
+import { createReadStream, existsSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { type Command, Option } from "commander";
 import { BerthError } from "../errors.js";
@@ -11,7 +11,7 @@ import { formatRows, globMatch, humanSize, since, table } from "../images/format
 import type { ImageConfig } from "../images/manifest.js";
 import { parseReference } from "../images/reference.js";
 import { applyImageConfig, type RunOverrides, type RunSettings } from "../images/run-config.js";
-import { DEFAULT_CONTAINERS_STATE, familiarOf, ImageStore, shortId } from "../images/store.js";
+import { familiarOf, ImageStore, shortId } from "../images/store.js";
 import { DEFAULT_DATA_ROOT } from "./client.js";
 import type { ImageRecord } from "../images/store-api.js";
 
@@ -335,24 +335,45 @@ async function pruneCommand(flags: RootFlags & { all?: boolean; force?: boolean 
   out(`Total reclaimed space: ${humanSize(r.reclaimed)}\n`);
 }
 
-function countContainers(): { total: number } {
-  try {
-    return { total: readdirSync(DEFAULT_CONTAINERS_STATE).length };
-  } catch {
-    return { total: 0 };
+interface DfCounts { total: number; active: number; size: number; reclaimable: number }
+
+/** Containers and volumes for `system df`, from the daemon's GET /system/df, counted as docker's CLI does. */
+export function dfCounts(df: { Containers?: { State?: string; SizeRw?: number }[]; Volumes?: { UsageData?: { Size: number; RefCount: number } }[] }): { containers: DfCounts; volumes: DfCounts } {
+  const containers: DfCounts = { total: 0, active: 0, size: 0, reclaimable: 0 };
+  for (const c of df.Containers ?? []) {
+    const rw = Math.max(c.SizeRw ?? 0, 0);
+    const running = c.State === "running" || c.State === "paused" || c.State === "restarting";
+    containers.total++;
+    containers.size += rw;
+    if (running) containers.active++;
+    else containers.reclaimable += rw;
   }
+  const volumes: DfCounts = { total: 0, active: 0, size: 0, reclaimable: 0 };
+  for (const v of df.Volumes ?? []) {
+    const size = Math.max(v.UsageData?.Size ?? 0, 0);
+    volumes.total++;
+    volumes.size += size;
+    if ((v.UsageData?.RefCount ?? 0) > 0) volumes.active++;
+    else volumes.reclaimable += size;
+  }
+  return { containers, volumes };
 }
 
-async function dfCommand(flags: RootFlags): Promise<void> {
+async function dfCommand(flags: RootFlags, cmd: Command): Promise<void> {
   const store = openStore(flags);
   const u = store.diskUsage();
   const pct = (a: number, b: number) => (b === 0 ? "" : ` (${Math.round((a / b) * 100)}%)`);
-  const c = countContainers();
+  // Containers and volumes are the daemon's (they used to be counted from a local directory: 0 always).
+  const { Client } = await import("./client.js");
+  const host = (cmd.optsWithGlobals() as { host?: string }).host;
+  const df = await new Client(host, flags.dataRoot).json<Parameters<typeof dfCounts>[0]>("GET", "/system/df");
+  const { containers: c, volumes: v } = dfCounts(df);
+  const row = (type: string, n: DfCounts) => [type, String(n.total), String(n.active), humanSize(n.size, 4), `${humanSize(n.reclaimable, 4)}${pct(n.reclaimable, n.size)}`];
   out(table([
     ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
     ["Images", String(u.images), String(u.active), humanSize(u.size, 4), `${humanSize(u.reclaimable, 4)}${pct(u.reclaimable, u.size)}`],
-    ["Containers", String(c.total), String(c.total), "0B", "0B"],
-    ["Local Volumes", "0", "0", "0B", "0B"],
+    row("Containers", c),
+    row("Local Volumes", v),
     ["Build Cache", "0", "0", "0B", "0B"],
   ]));
 }
