@@ -322,7 +322,10 @@ async function attachAndWait(c: Client, id: string, o: { tty: boolean; stdin: bo
     if (o.tty && process.stdout.isTTY) void c.request("POST", `/containers/${id}/resize${query({ h: process.stdout.rows, w: process.stdout.columns })}`).catch(() => undefined);
   };
   const forward = (sig: NodeJS.Signals) => () => { void c.request("POST", `/containers/${id}/kill${query({ signal: sig })}`).catch(() => undefined); };
-  const sigs: NodeJS.Signals[] = o.tty ? [] : ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
+  // With -t too, as docker's CLI (28) and the in-process path do: a SIGTERM to `berth run -t` ended the
+  // CLI with 143 and left the container running (even with --rm). A terminal's own ctrl-c under -it is a
+  // byte on stdin in raw mode, not a signal here, so nothing is sent twice.
+  const sigs: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
   const handlers = sigs.map((s) => [s, forward(s)] as const);
   for (const [s, h] of handlers) process.on(s, h);
   process.on("SIGWINCH", resize);

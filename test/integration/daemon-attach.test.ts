@@ -178,6 +178,16 @@ describe("engine vs docker: detach keys, exec clients, stats I/O, commit of host
     assert.match(bad.stderr, /Invalid detach keys \(ctrl-1\) provided/);
   });
 
+  test("berth run -t passes a SIGTERM it gets on to the container, as docker's CLI does (it died and left the container)", async () => {
+    const berth = `${process.execPath} ${BERTH_BIN}`;
+    const run = new PtyDocker(d, `run --rm -t --name sigt host sh -c 'trap "echo got-term; exit 11" TERM; echo sh-ready; while :; do sleep 0.2; done'`, berth);
+    await waitFor(`sh-ready in ${JSON.stringify(run.output)}`, () => run.output.includes("sh-ready"), 20_000);
+    process.kill(childPid(run.proc.pid as number), "SIGTERM");
+    assert.equal(await run.done(), 11, run.output);
+    assert.match(run.output, /got-term/);
+    await waitFor("the --rm container gone", () => d.docker(["inspect", "sigt"]).code !== 0);
+  });
+
   test("the daemon finds the detach keys in a tty attach's stdin (split across reads), closes the stream, and publishes detach", async () => {
     const id = ok(d.docker(["run", "-d", "-it", "--name", "catf", "host", "sh", "-c", "cat > /f"]), "run").trim();
     ids.push(id);
