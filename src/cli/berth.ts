@@ -59,10 +59,11 @@ function parseIntFlag(text: string, flag: string): number {
   return Number(text);
 }
 
-function parseCpusFlag(text: string): number {
+/** --cpus; 0 means no limit, as docker (NanoCpus 0). */
+function parseCpusFlag(text: string): number | undefined {
   const n = Number(text);
-  if (!/^\d*\.?\d+$/.test(text) || !(n > 0)) throw new BerthError(`invalid value "${text}" for --cpus: expected a positive number, e.g. 1.5`);
-  return n;
+  if (!/^\d*\.?\d+$/.test(text)) throw new BerthError(`invalid value "${text}" for --cpus: expected a positive number, e.g. 1.5 (0: no limit)`);
+  return n > 0 ? n : undefined;
 }
 
 interface RunFlags extends RunNetworkFlags {
@@ -148,7 +149,8 @@ async function runCommand(args: string[], flags: RunFlags): Promise<number> {
     consoleSize: flags.tty && process.stdout.isTTY ? { rows: process.stdout.rows, cols: process.stdout.columns } : undefined,
     network: flags.network === "host" ? "host" : "none",
     readOnly: flags.readOnly,
-    memory: flags.memory !== undefined ? parseSize(flags.memory, "--memory") : undefined,
+    // 0 is no limit, as docker and the daemon path take it (it was refused: "the minimum allowed is 6MB").
+    memory: flags.memory !== undefined ? parseSize(flags.memory, "--memory") || undefined : undefined,
     memorySwap: flags.memorySwap !== undefined ? parseMemorySwap(flags.memorySwap, "--memory-swap") : undefined,
     cpus: flags.cpus !== undefined ? parseCpusFlag(flags.cpus) : undefined,
     cpuShares: flags.cpuShares !== undefined ? parseIntFlag(flags.cpuShares, "--cpu-shares") : undefined,

@@ -178,7 +178,8 @@ export function createBody(image: string, command: string[], f: EngineRunFlags):
   }
   const memory = f.memory !== undefined ? parseSize(f.memory, "--memory") : undefined;
   const cpus = f.cpus !== undefined ? Number(f.cpus) : undefined;
-  if (cpus !== undefined && !(cpus > 0)) throw new BerthError(`invalid value "${f.cpus}" for --cpus: expected a positive number, e.g. 1.5`);
+  // 0 is no limit (NanoCpus 0), as docker's CLI takes it.
+  if (cpus !== undefined && !(cpus >= 0)) throw new BerthError(`invalid value "${f.cpus}" for --cpus: expected a positive number, e.g. 1.5 (0: no limit)`);
   const interactive = Boolean(f.interactive);
   const net = networkCreateFields(f, (s) => process.stderr.write(s));
   return {

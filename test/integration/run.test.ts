@@ -514,6 +514,14 @@ describe("berth run", { skip, concurrency: false }, () => {
     }
   });
 
+  test("--memory 0 and --cpus 0 mean no limit, as docker (they were refused)", () => {
+    const r = run("--memory", "0", "--cpus", "0", "--rootfs", payloadRootfs, "/payload", "hog", "1");
+    assert.equal(r.code, 0, show(r));
+    const bad = run("--cpus", "-1", "--rootfs", payloadRootfs, "/payload", "hog", "1");
+    assert.equal(bad.code, 125, show(bad));
+    assert.match(bad.stderr, /invalid value "-1" for --cpus/);
+  });
+
   test("--uidmap with a --rootfs whose /etc (host root's) lacks hosts: Berth's own /etc binds still go in", () => {
     // The container's root could not create /etc/hosts in a lower layer owned by host root: mount failed.
     const dir = mkdtempSync(join(tmpdir(), "berth-userns-rootfs-"));
