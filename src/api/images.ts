@@ -82,8 +82,9 @@ export async function handleImages(ctx: Ctx, method: string): Promise<boolean> {
         res.end(`${JSON.stringify({ status: "host: the built-in image" })}\n`);
         return true;
       }
-      const rec = await pullImage(store, ref, { out: progressOut(res), tty: false, platform: ctx.query.get("platform") || undefined });
-      res.end(`${JSON.stringify({ status: `Digest: ${rec.manifestDigest}` })}\n${JSON.stringify({ status: `Status: Downloaded newer image for ${parseReference(ref).familiar}` })}\n`);
+      // pullImage writes the Digest and Status lines itself (up to date or newer): not a second pair here.
+      await pullImage(store, ref, { out: progressOut(res), tty: false, platform: ctx.query.get("platform") || undefined });
+      res.end();
     } catch (err) {
       res.end(`${JSON.stringify({ errorDetail: { message: (err as Error).message }, error: (err as Error).message })}\n`);
     }

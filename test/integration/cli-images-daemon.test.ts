@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { isRoot } from "../helpers/berth.js";
 import { TestDaemon, type Run } from "../helpers/daemon.js";
+import { haveCommand, startDockerRegistry } from "../helpers/registry.js";
 
 const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));
 const skip = !isRoot ? "needs root" : !BUSYBOX ? "needs busybox-static" : false;
@@ -72,5 +73,27 @@ describe("berth image commands through BERTH_HOST", { skip, concurrency: false }
     const hist = d.berth(["history", "--format", "{{.Size}}", "cliimg:committed"]);
     assert.equal(hist.stdout.split("\n")[0], "2B", show(hist) + show(ls));
     assert.equal(d.berth(["rmi", "cliimg:committed", "cliimg:2"]).code, 0);
+  });
+
+  test("docker pull through the daemon: one Digest and one Status line (up to date the second time)", { skip: !haveCommand("docker-registry") && "needs docker-registry" }, async () => {
+    const reg = await startDockerRegistry(join(d.root, "registry"));
+    try {
+      const ref = `${reg.host}/cliimg/pulled:1`;
+      assert.equal(d.berth(["import", tar, ref]).code, 0);
+      const push = d.berth(["push", ref]);
+      assert.equal(push.code, 0, show(push));
+      assert.equal(d.berth(["rmi", ref]).code, 0);
+      const first = d.docker(["pull", ref]);
+      assert.equal(first.code, 0, show(first));
+      assert.equal(first.stdout.match(/^Status: /gm)?.length, 1, show(first));
+      assert.match(first.stdout, /^Status: Downloaded newer image for /m);
+      const again = d.docker(["pull", ref]);
+      assert.equal(again.stdout.match(/^Status: /gm)?.length, 1, show(again));
+      assert.equal(again.stdout.match(/^Digest: /gm)?.length, 1, show(again));
+      assert.match(again.stdout, /^Status: Image is up to date for /m);
+      assert.equal(d.berth(["rmi", ref]).code, 0);
+    } finally {
+      await reg.stop();
+    }
   });
 });
