@@ -143,6 +143,16 @@ export function buildRunSpec(o: RunOptions, facts: RunFacts): Spec {
   const userNs = (o.uidMap?.length ?? 0) > 0 || (o.gidMap?.length ?? 0) > 0;
   if (userNs) {
     if (!o.uidMap?.length || !o.gidMap?.length) throw new BerthError("--uidmap and --gidmap go together: give both");
+    // An id outside the mappings failed late and obscurely in the helper ("set uid=5000 ...: invalid argument").
+    const unmapped = (id: number, maps: IdMapping[]) => !maps.some((m) => id >= m.containerID && id < m.containerID + m.size);
+    const ranges = (maps: IdMapping[]) => maps.map((m) => (m.size === 1 ? `${m.containerID}` : `${m.containerID}-${m.containerID + m.size - 1}`)).join(", ");
+    if (unmapped(user.uid, o.uidMap)) {
+      throw new BerthError(`user ${o.user ?? "0"}: uid ${user.uid} is not mapped in the user namespace (--uidmap maps ${ranges(o.uidMap)})`);
+    }
+    const gid = dockerAdditionalGids(user).find((g) => unmapped(g, o.gidMap as IdMapping[]));
+    if (gid !== undefined) {
+      throw new BerthError(`user ${o.user ?? "0"}: gid ${gid} is not mapped in the user namespace (--gidmap maps ${ranges(o.gidMap)})`);
+    }
     namespaces.push({ type: "user" });
   }
 
