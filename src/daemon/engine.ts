@@ -28,7 +28,7 @@ import { nextBackoff, shouldRestart, validateRestartPolicy } from "./restart.js"
 import { adoptProcess, type ContainerProcess, createProcess, type ExecProcess, execProcess, type MonitorFiles } from "./supervisor.js";
 import { monitorAlive, readExitFile } from "../runtime/monitor.js";
 import type { BerthPrivate, ContainerConfig, ContainerRecord, HostConfig, MountPoint } from "./types.js";
-import { badRequest, conflict, EngineError, humanDuration, KeyedMutex, NAME_PATTERN, newId, notFound, notModified, parseSignalArg, randomName, readJson, sweepJsonLinked, writeJsonLinked, ZERO_TIME } from "./util.js";
+import { badRequest, conflict, EngineError, humanDuration, KeyedMutex, NAME_PATTERN, newId, notFound, notModified, parseSignalArg, randomName, readJsonLinked, sweepJsonLinked, writeJsonLinked, ZERO_TIME } from "./util.js";
 import { VolumeStore } from "./volumes.js";
 import {
   type ContainerNetwork,
@@ -330,7 +330,7 @@ export class Engine {
     for (const name of readdirSync(root)) {
       const dir = join(root, name);
       if (name.startsWith(".")) { rmSync(dir, { recursive: true, force: true }); continue; }
-      const r = readJson<ContainerRecord>(join(dir, "config.json"));
+      const r = readJsonLinked<ContainerRecord>(join(dir, "config.json"));
       if (!r) {
         // A create cut short before its record was written: debris.
         rmSync(dir, { recursive: true, force: true });

@@ -2,7 +2,7 @@
 // HTTP status codes, names, durations.
 
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, unlink, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, symlinkSync, unlink, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { BerthError } from "../errors.js";
 
@@ -104,6 +104,31 @@ export function sweepJsonLinked(path: string): void {
       try { unlinkSync(join(dirname(path), name)); } catch { /* gone */ }
     }
   }
+}
+
+/**
+ * Reads what writeJsonLinked wrote. When `path` is unreadable (after a power cut its newest version may
+ * have no data yet: nothing is fsynced), the newest readable version beside it is used and `path` is
+ * pointed at it again, so one lost write costs the last update, not the record.
+ */
+export function readJsonLinked<T>(path: string): T | undefined {
+  const value = readJson<T>(path);
+  if (value !== undefined) return value;
+  const dir = dirname(path);
+  let names: string[];
+  try { names = readdirSync(dir); } catch { return undefined; }
+  const versions = names
+    .filter((n) => isLinkedVersion(path, n) && !n.endsWith(".tmp"))
+    .map((n) => { try { return { n, t: statSync(join(dir, n)).mtimeMs }; } catch { return { n, t: 0 }; } })
+    .sort((a, b) => b.t - a.t);
+  for (const { n } of versions) {
+    const v = readJson<T>(join(dir, n));
+    if (v === undefined) continue;
+    const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`; // swept like writeJsonLinked's if left
+    try { symlinkSync(n, tmp); renameSync(tmp, path); } catch { /* read-only: still usable */ }
+    return v;
+  }
+  return undefined;
 }
 
 export function readJson<T>(path: string): T | undefined {

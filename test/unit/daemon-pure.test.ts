@@ -2,13 +2,13 @@
 // back-off, log options and json-file reading, stream framing.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { containerMatches, type FilterableContainer, parseFilters, validateContainerFilters } from "../../src/daemon/filters.js";
 import { BACKOFF_MAX_MS, nextBackoff, parseRestartPolicy, shouldRestart, validateRestartPolicy } from "../../src/daemon/restart.js";
 import { JsonLogWriter, parseLogOpts, readLog, selectEntries, splitLines, type LogEntry } from "../../src/daemon/jsonlog.js";
-import { humanDuration, KeyedMutex, parseNanoTime, parseSignalArg, parseTimeArg, EngineError } from "../../src/daemon/util.js";
+import { humanDuration, KeyedMutex, parseNanoTime, parseSignalArg, parseTimeArg, EngineError, readJsonLinked, sweepJsonLinked, writeJsonLinked } from "../../src/daemon/util.js";
 import { apiPorts, listCommand, parseBind, tmpfsOptions, defaultHostConfig } from "../../src/daemon/engine.js";
 import { healthCommand } from "../../src/daemon/health.js";
 import { eventMatches, EventBus } from "../../src/daemon/events.js";
@@ -256,4 +256,27 @@ test("listCommand: arguments with a space are single-quoted, as dockerd's contai
   assert.equal(listCommand("sh", ["-c", "while true; do sleep 1; done"]), "sh -c 'while true; do sleep 1; done'");
   assert.equal(listCommand("sleep", ["60"]), "sleep 60");
   assert.equal(listCommand("top", []), "top");
+});
+
+test("records: writeJsonLinked keeps one readable version; readJsonLinked falls back to the newest readable one", () => {
+  const dir = mkdtempSync(join(tmpdir(), "berth-linked-"));
+  try {
+    const path = join(dir, "config.json");
+    writeJsonLinked(path, { n: 1 });
+    writeJsonLinked(path, { n: 2 });
+    assert.deepEqual(readJsonLinked(path), { n: 2 });
+    // What a power cut can leave: the link points at a version whose data never reached the disk,
+    // while an older version is still there.
+    const current = readlinkSync(path);
+    writeFileSync(join(dir, "config.json.00000000000a"), JSON.stringify({ n: 1 }));
+    writeFileSync(join(dir, current), "");
+    assert.deepEqual(readJsonLinked(path), { n: 1 });
+    assert.equal(readlinkSync(path), "config.json.00000000000a", "the link is pointed at the version used");
+    sweepJsonLinked(path);
+    assert.deepEqual(readdirSync(dir).sort(), ["config.json", "config.json.00000000000a"]);
+    writeFileSync(join(dir, "config.json.00000000000a"), "{");
+    assert.equal(readJsonLinked(path), undefined, "nothing readable: undefined");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
