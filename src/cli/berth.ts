@@ -320,9 +320,22 @@ export function failureCode(argv: string[]): number {
   return first === undefined || command === "run" || command === "create" ? 125 : 1;
 }
 
+/** A reader that went away (`berth logs web | head -1`): end quietly with SIGPIPE's 141, as docker's CLI. */
+const isEpipe = (err: unknown) => (err as NodeJS.ErrnoException | undefined)?.code === "EPIPE";
+let epipeWatched = false;
+
 export function main(argv: string[]): Promise<number> {
   const failed = failureCode(argv);
+  if (!epipeWatched) {
+    epipeWatched = true;
+    process.stdout.on("error", (err) => {
+      if (isEpipe(err)) process.exit(141);
+      process.stderr.write(`berth: writing the output: ${err.message}\n`);
+      process.exit(1);
+    });
+  }
   return runCli(buildProgram, argv, failed, (err) => {
+    if (isEpipe(err)) return 141;
     if (err instanceof BerthError) {
       process.stderr.write(`berth: ${err.message}\n`);
       // A command that is missing or not executable keeps docker's 127/126; anything else is ours.

@@ -96,4 +96,15 @@ describe("berth image commands through BERTH_HOST", { skip, concurrency: false }
       await reg.stop();
     }
   });
+
+  test("a reader that goes away (berth save IMG | head -c 10): exit 141 and no stack trace, as docker", () => {
+    assert.equal(d.berth(["import", tar, "cliimg:epipe"]).code, 0);
+    const bin = join(import.meta.dirname, "../../../bin/berth");
+    const r = spawnSync("bash", ["-c", `"${bin}" save cliimg:epipe | head -c 10 >/dev/null; echo "\${PIPESTATUS[0]}"`], {
+      encoding: "utf8", timeout: 60_000, env: { ...process.env, BERTH_HOST: d.host },
+    });
+    assert.equal(r.stdout, "141\n", `${r.stdout}${r.stderr}`);
+    assert.equal(r.stderr, "");
+    assert.equal(d.berth(["rmi", "cliimg:epipe"]).code, 0);
+  });
 });
