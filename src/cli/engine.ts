@@ -470,6 +470,19 @@ function describeStats(s: StatsJson, name: string, id: string): string[] {
     `${humanSizeDecimal(rx)} / ${humanSizeDecimal(tx)}`, `${humanSizeDecimal(io.read)} / ${humanSizeDecimal(io.write)}`, String(s.pids_stats?.current ?? 0)];
 }
 
+/**
+ * An event's time as docker's CLI prints it (RFC 3339, nine fraction digits, UTC). From the digits of
+ * "timeNano" in the raw line, as a bigint: a double near 1.7e18 is 256 ns coarse, and `% 1e6` on it
+ * printed ".049999936" for .050 (and a later event before an earlier one).
+ */
+export function eventTime(line: string, fallback: number): string {
+  const digits = /"timeNano":\s*(\d+)/.exec(line)?.[1];
+  const nano = digits ? BigInt(digits) : BigInt(Math.round(fallback));
+  const seconds = nano / 1_000_000_000n;
+  const frac = (nano % 1_000_000_000n).toString().padStart(9, "0");
+  return `${new Date(Number(seconds) * 1000).toISOString().slice(0, 19)}.${frac}Z`;
+}
+
 export function registerEngineCommands(program: Command, onExit: (code: number) => void): void {
   if (!program.options.some((o) => o.long === "--host")) {
     program.addOption(new Option("-H, --host <unix:///path>", "daemon socket to connect to").env("BERTH_HOST"));
@@ -843,9 +856,9 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
           if (!line) continue;
           const e = JSON.parse(line) as { Type: string; Action: string; Actor: { ID: string; Attributes: Record<string, string> }; timeNano: number };
           if (f.format) { out(`${renderTemplate(f.format, e)}\n`); continue; }
-          const when = new Date(e.timeNano / 1e6).toISOString().replace("Z", "") + String(e.timeNano % 1e6).padStart(6, "0").slice(0, 6);
+          const when = eventTime(line, e.timeNano);
           const attrs = Object.entries(e.Actor.Attributes).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`).join(", ");
-          out(`${when}Z ${e.Type} ${e.Action} ${e.Actor.ID}${attrs ? ` (${attrs})` : ""}\n`);
+          out(`${when} ${e.Type} ${e.Action} ${e.Actor.ID}${attrs ? ` (${attrs})` : ""}\n`);
         }
       }
     });

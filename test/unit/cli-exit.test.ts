@@ -12,3 +12,9 @@ test("failureCode: 125 for run and create (and no command), 1 for the other comm
   assert.equal(failureCode(["image", "inspect", "nosuch"]), 1);
   assert.equal(failureCode(["exec", "web", "run"]), 1);
 });
+
+test("eventTime: nine exact fraction digits from the raw timeNano, as docker events prints them", async () => {
+  const { eventTime } = await import("../../src/cli/engine.js");
+  assert.equal(eventTime('{"Type":"container","timeNano":1764400000050000000}', 0), "2025-11-29T07:06:40.050000000Z");
+  assert.equal(eventTime('{"timeNano":1764400000000001024,"x":1}', 0), "2025-11-29T07:06:40.000001024Z");
+});
