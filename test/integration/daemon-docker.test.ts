@@ -70,7 +70,7 @@ describe("berth daemon via the docker CLI", { skip, concurrency: false }, () => 
     await waitFor("output", () => d.docker(["logs", "web"]).stdout.includes("started"));
     const ps = ok(d.docker(["ps", "--filter", "label=app=web", "--format", "{{.ID}} {{.Names}} {{.Image}} {{.State}}"]), "ps");
     assert.equal(ps.trim(), `${id.slice(0, 12)} web host running`);
-    assert.match(ok(d.docker(["ps"]), "ps"), /^CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES\n[0-9a-f]{12}\s+host\s+"sh -c trap.*Up .*web\n$/s);
+    assert.match(ok(d.docker(["ps"]), "ps"), /^CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES\n[0-9a-f]{12}\s+host\s+"sh -c 'trap.*Up .*web\n$/s);
     const ex = d.docker(["exec", "-e", "X=1", "-w", "/tmp", "web", "sh", "-c", "echo $X $(pwd) $(hostname); exit 5"]);
     assert.equal(ex.code, 5);
     assert.equal(ex.stdout, `1 /tmp ${id.slice(0, 12)}\n`);
