@@ -21,6 +21,9 @@ function lookup(obj: unknown, path: string): unknown {
   return cur;
 }
 
+/** Where a row keeps its labels as a map for {{.Label "key"}} (a symbol: not in {{json .}}). */
+const LABELS = Symbol("labels");
+
 function show(v: unknown): string {
   if (v === undefined || v === null) return "<no value>";
   if (typeof v === "object") {
@@ -42,6 +45,8 @@ function action(expr: string, obj: unknown): string {
     const v = lookup(obj, m[1]);
     return String(Array.isArray(v) ? v.length : typeof v === "object" && v ? Object.keys(v).length : String(v ?? "").length);
   }
+  // docker ps's {{.Label "key"}}: the label's value, "" when the container has none.
+  if ((m = /^\.Label\s+"([^"]*)"$/.exec(e))) return String((obj as { [LABELS]?: Record<string, string> } | null)?.[LABELS]?.[m[1]] ?? "");
   if (e.startsWith(".")) return show(lookup(obj, e));
   throw new Error(`template: unsupported action {{${expr}}}`);
 }
@@ -134,6 +139,7 @@ export function psRow(c: Record<string, unknown>, o: { noTrunc?: boolean; now?: 
   const sizeRw = c.SizeRw as number | undefined;
   const sizeRoot = c.SizeRootFs as number | undefined;
   return {
+    [LABELS]: labels,
     ID: o.noTrunc ? id : id.slice(0, 12),
     Image: c.Image,
     Command: o.noTrunc ? `"${cmd}"` : `"${ellipsis(cmd, 20)}"`,

@@ -18,3 +18,10 @@ test("eventTime: nine exact fraction digits from the raw timeNano, as docker eve
   assert.equal(eventTime('{"Type":"container","timeNano":1764400000050000000}', 0), "2025-11-29T07:06:40.050000000Z");
   assert.equal(eventTime('{"timeNano":1764400000000001024,"x":1}', 0), "2025-11-29T07:06:40.000001024Z");
 });
+
+test("ps --format {{.Label \"key\"}}: the value, or nothing, as docker ps; not in {{json .}}", async () => {
+  const { psRow, renderTemplate } = await import("../../src/cli/format.js");
+  const row = psRow({ Id: "a".repeat(64), Created: 0, Labels: { tier: "web" } });
+  assert.equal(renderTemplate('{{.Label "tier"}}|{{.Label "none"}}', row), "web|");
+  assert.doesNotMatch(renderTemplate("{{json .}}", row), /tier":"web/);
+});
