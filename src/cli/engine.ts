@@ -677,6 +677,7 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
       .option("-f, --format <template>", "format with a Go template").option("-s, --size", "show sizes")
       .action(async (ids: string[], f: { format?: string; size?: boolean }, cmd: Command) => {
         const c = client(cmd);
+        const containerOnly = cmd.parent?.name() === "container";
         const found: unknown[] = [];
         let code = 0;
         for (const id of ids) {
@@ -684,11 +685,14 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
             try {
               found.push(await c.json("GET", `/containers/${enc(id)}/json${query({ size: f.size })}`));
             } catch (err) {
-              if (!(err instanceof ApiError) || err.status !== 404) throw err;
+              // `container inspect` is about containers only; `inspect` tries an image next, as docker's.
+              if (containerOnly || !(err instanceof ApiError) || err.status !== 404) throw err;
               found.push(await c.json("GET", `/images/${enc(id)}/json`));
             }
           } catch (err) {
-            process.stderr.write(`${(err as Error).message.replace("Error response from daemon: No such container", "Error: No such object")}\n`);
+            // Neither: docker's `inspect` says "No such object" (it said "No such image", the last lookup).
+            const msg = (err as Error).message;
+            process.stderr.write(`${containerOnly || !(err instanceof ApiError) || err.status !== 404 ? msg : `Error: No such object: ${id}`}\n`);
             code = 1;
           }
         }

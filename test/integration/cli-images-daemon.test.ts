@@ -107,4 +107,13 @@ describe("berth image commands through BERTH_HOST", { skip, concurrency: false }
     assert.equal(r.stderr, "");
     assert.equal(d.berth(["rmi", "cliimg:epipe"]).code, 0);
   });
+
+  test("inspect of a missing name: 'No such object' (inspect), 'No such container' (container inspect), exit 1, as docker", () => {
+    const any = d.berth(["inspect", "nosuch"]);
+    assert.equal(any.code, 1, show(any));
+    assert.equal(any.stderr, "Error: No such object: nosuch\n");
+    const ctr = d.berth(["container", "inspect", "nosuch"]);
+    assert.equal(ctr.code, 1, show(ctr));
+    assert.match(ctr.stderr, /No such container: nosuch/);
+  });
 });
