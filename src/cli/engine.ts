@@ -363,6 +363,7 @@ async function attachAndWait(c: Client, id: string, o: { tty: boolean; stdin: bo
     }
     return result.StatusCode;
   } finally {
+    waitAbort.abort(); // a start that failed leaves the wait pending: it would keep the CLI alive
     stopStdin();
     for (const [s, h] of handlers) process.off(s, h);
     process.off("SIGWINCH", resize);
@@ -375,11 +376,9 @@ export async function engineRun(c: Client, args: string[], f: EngineRunFlags): P
   const [image, ...command] = args;
   if (!image) throw new BerthError("no image given: use `berth run host CMD` (the built-in image)");
   if (f.detach && f.rm && f.restart && f.restart !== "no") throw new BerthError("conflicting options: cannot specify both --restart and --rm");
-  // As `berth run` always did, a foreground run removes its container when it ends (unless it has a
-  // restart policy); detached ones follow --rm, as docker's.
-  const foregroundRemove = !f.detach && (!f.restart || f.restart === "no");
+  // As docker's: the container stays after it ends (ps -a, logs, start) unless --rm was given.
   checkDetachKeys(f.detachKeys);
-  const body = createBody(image, command, { ...f, rm: f.rm || foregroundRemove });
+  const body = createBody(image, command, f);
   const id = await createContainer(c, body, f.name);
   if (f.detach) {
     await c.request("POST", `/containers/${id}/start`);
