@@ -25,7 +25,8 @@ class PtyDocker {
   readonly exited: Promise<number | null>;
 
   constructor(d: TestDaemon, command: string, cli = DOCKER) {
-    this.proc = spawn("script", ["-qec", `${cli} ${command}`, "/dev/null"], {
+    // exec: the CLI is script's child whatever $SHELL is (dash would stay in between and take the signals the tests send).
+    this.proc = spawn("script", ["-qec", `exec ${cli} ${command}`, "/dev/null"], {
       stdio: ["pipe", "pipe", "pipe"],
       env: { ...process.env, DOCKER_HOST: d.host, BERTH_HOST: d.host, DOCKER_CONFIG: join(d.root, "docker-config"), TERM: "dumb" },
     });
