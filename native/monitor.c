@@ -57,6 +57,7 @@ struct client {
 	unsigned have;  /* header bytes read */
 	uint32_t left;  /* stdin payload bytes still to come in the current frame */
 	int eof;        /* half-closed: sends nothing more, still receives output */
+	uint32_t pend_off, pend_len; /* output this client's socket could not take yet (in pend_buf) */
 };
 
 static struct {
@@ -72,6 +73,12 @@ static struct {
 
 static struct stream streams[2];
 static struct client clients[MAX_CLIENTS];
+/* One chunk (header + at most LINE_CAP bytes) per client; untouched, and so not resident, until a
+ * client falls behind. */
+static char pend_buf[MAX_CLIENTS][LINE_CAP + 8];
+/* Set once the container's output is being drained for the last time: a client that falls behind
+ * then is dropped instead of waited for. */
+static int final_drain;
 static char stdin_buf[4096];
 static size_t stdin_len, stdin_off;
 static int stdin_fd = -1;
@@ -230,21 +237,61 @@ static void log_entry(int stream, const char *data, size_t n)
 static void drop_client(struct client *c)
 {
 	close_fd(&c->fd);
+	c->pend_off = c->pend_len = 0;
 }
 
-/* Live output to every client. A client that cannot take a whole chunk at once (its socket buffer,
- * some 200 KiB, is full) is disconnected: the container never waits for a reader. */
+static int pending(const struct client *c)
+{
+	return c->fd >= 0 && c->pend_off < c->pend_len;
+}
+
+static int any_pending(void)
+{
+	for (int k = 0; k < MAX_CLIENTS; k++)
+		if (pending(&clients[k])) return 1;
+	return 0;
+}
+
+/* Live output to every client. What a client's socket cannot take is kept for it, and the container's
+ * output is not read again until every client has taken its chunk: a slow reader slows the container
+ * down (docker's attach does the same) instead of losing output or being cut off. */
 static void broadcast(int stream, const char *data, size_t n)
 {
 	unsigned char hdr[8] = { stream == ERR ? FROM_STDERR : FROM_STDOUT, 0, 0, 0, n >> 24, n >> 16, n >> 8, n };
 	struct iovec iov[2] = { { hdr, 8 }, { (void *)data, n } };
 	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
 	for (int k = 0; k < MAX_CLIENTS; k++) {
-		if (clients[k].fd < 0) continue;
+		struct client *c = &clients[k];
+		if (c->fd < 0) continue;
+		if (pending(c)) { drop_client(c); continue; } /* not reached: output waits for pending clients */
 		ssize_t w;
-		do w = sendmsg(clients[k].fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT); while (w < 0 && errno == EINTR);
-		if (w != (ssize_t)(n + 8)) drop_client(&clients[k]);
+		do w = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT); while (w < 0 && errno == EINTR);
+		if (w == (ssize_t)(n + 8)) continue;
+		if ((w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || final_drain) { drop_client(c); continue; }
+		size_t sent = w < 0 ? 0 : (size_t)w;
+		c->pend_off = 0;
+		c->pend_len = n + 8 - sent;
+		if (sent < 8) {
+			memcpy(pend_buf[k], hdr + sent, 8 - sent);
+			memcpy(pend_buf[k] + 8 - sent, data, n);
+		} else {
+			memcpy(pend_buf[k], data + (sent - 8), n + 8 - sent);
+		}
 	}
+}
+
+/* Sends what a client still owes; returns 1 if something went. */
+static int client_flush(struct client *c)
+{
+	int k = (int)(c - clients);
+	ssize_t w;
+	do w = send(c->fd, pend_buf[k] + c->pend_off, c->pend_len - c->pend_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (w < 0 && errno == EINTR);
+	if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+	if (w <= 0) { drop_client(c); return 0; }
+	c->pend_off += w;
+	if (c->pend_off == c->pend_len) c->pend_off = c->pend_len = 0;
+	return 1;
 }
 
 static void close_stdin(void)
@@ -320,41 +367,47 @@ static void client_read(struct client *c)
 	}
 }
 
-static void accept_client(void)
+/* Takes every connection waiting: clients that connected before some output all get it. */
+static void accept_clients(void)
 {
-	int fd = accept4(m.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (fd < 0) return;
-	for (int k = 0; k < MAX_CLIENTS; k++) {
-		if (clients[k].fd >= 0) continue;
+	for (;;) {
+		int fd = accept4(m.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0) return;
+		int k = 0;
+		while (k < MAX_CLIENTS && clients[k].fd >= 0) k++;
+		if (k == MAX_CLIENTS) { close(fd); continue; } /* full: the client sees EOF at once */
 		clients[k] = (struct client){ .fd = fd };
-		return;
 	}
-	close(fd); /* full: the client sees EOF at once */
 }
 
-/* At the end, each client gets EOF (half-close) and what it still sends (a close-stdin written while
- * the container was exiting) is read and dropped until it hangs up. Closing outright would answer
- * those bytes with EPIPE or ECONNRESET, and a client that sees that error first (Node does) throws
- * away output it has not read yet: the container's last lines. */
+/* At the end, each client is sent what it is still owed, then EOF (half-close), and what it still sends
+ * (a close-stdin written while the container was exiting) is read and dropped until it hangs up.
+ * Closing outright would answer those bytes with EPIPE or ECONNRESET, and a client that sees that
+ * error first (Node does) throws away output it has not read yet: the container's last lines. */
 #define LINGER_MS 1000
 static void linger_clients(void)
 {
-	for (int k = 0; k < MAX_CLIENTS; k++)
-		if (clients[k].fd >= 0) shutdown(clients[k].fd, SHUT_WR);
+	int shut[MAX_CLIENTS] = { 0 };
 	uint64_t deadline = now_ms() + LINGER_MS;
 	for (;;) {
+		for (int k = 0; k < MAX_CLIENTS; k++)
+			if (clients[k].fd >= 0 && !shut[k] && !pending(&clients[k])) { shutdown(clients[k].fd, SHUT_WR); shut[k] = 1; }
 		struct pollfd p[MAX_CLIENTS];
 		int idx[MAX_CLIENTS], n = 0;
 		for (int k = 0; k < MAX_CLIENTS; k++)
-			if (clients[k].fd >= 0) { idx[n] = k; p[n++] = (struct pollfd){ .fd = clients[k].fd, .events = POLLIN }; }
+			if (clients[k].fd >= 0)
+				{ idx[n] = k; p[n++] = (struct pollfd){ .fd = clients[k].fd, .events = POLLIN | (pending(&clients[k]) ? POLLOUT : 0) }; }
 		uint64_t t = now_ms();
 		if (n == 0 || t >= deadline) break;
 		if (poll(p, n, (int)(deadline - t)) < 0 && errno != EINTR) break;
 		for (int i = 0; i < n; i++) {
+			struct client *c = &clients[idx[i]];
 			if (!p[i].revents) continue;
+			if ((p[i].revents & POLLOUT) && pending(c)) client_flush(c);
+			if (c->fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
 			char junk[4096];
-			ssize_t r = read(p[i].fd, junk, sizeof junk);
-			if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) drop_client(&clients[idx[i]]);
+			ssize_t r = read(c->fd, junk, sizeof junk);
+			if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) drop_client(c);
 		}
 	}
 	for (int k = 0; k < MAX_CLIENTS; k++) drop_client(&clients[k]);
@@ -572,16 +625,18 @@ int monitor_run(pid_t child, int exited, int status, int master, int sigfd, int 
 	uint64_t exited_at = exited ? now_ms() : 0, last_output = exited_at;
 	for (;;) {
 		int outputs = (streams[OUT].fd >= 0) + (streams[ERR].fd >= 0);
+		int behind = any_pending();
 		if (exited) {
 			uint64_t t = now_ms();
-			if (outputs == 0 || t - last_output >= DRAIN_IDLE_MS || t - exited_at >= DRAIN_MAX_MS) break;
+			if (outputs == 0 || (!behind && t - last_output >= DRAIN_IDLE_MS) || t - exited_at >= DRAIN_MAX_MS) break;
 		}
 		struct pollfd p[5 + MAX_CLIENTS];
 		int n = 0, i_sig = -1, i_ctl = -1, i_listen = -1, i_out[2] = { -1, -1 }, i_stdin = -1, i_client[MAX_CLIENTS];
 		if (!exited) { i_sig = n; p[n++] = (struct pollfd){ .fd = sigfd, .events = POLLIN }; }
 		if (ctl >= 0) { i_ctl = n; p[n++] = (struct pollfd){ .fd = ctl, .events = POLLIN }; }
 		if (m.listen_fd >= 0) { i_listen = n; p[n++] = (struct pollfd){ .fd = m.listen_fd, .events = POLLIN }; }
-		for (int s = 0; s < 2; s++)
+		/* While a client is behind, the container's output waits in its pipe (or pty). */
+		for (int s = 0; s < 2 && !behind; s++)
 			if (streams[s].fd >= 0) { i_out[s] = n; p[n++] = (struct pollfd){ .fd = streams[s].fd, .events = POLLIN }; }
 		if (stdin_len > 0 && stdin_fd >= 0) { i_stdin = n; p[n++] = (struct pollfd){ .fd = stdin_fd, .events = POLLOUT }; }
 		for (int k = 0; k < MAX_CLIENTS; k++) {
@@ -589,7 +644,8 @@ int monitor_run(pid_t child, int exited, int status, int master, int sigfd, int 
 			if (clients[k].fd < 0) continue;
 			/* While stdin is backed up, read nobody's input (hangups are still reported). */
 			i_client[k] = n;
-			p[n++] = (struct pollfd){ .fd = clients[k].fd, .events = (stdin_len > 0 || clients[k].eof) ? 0 : POLLIN };
+			p[n++] = (struct pollfd){ .fd = clients[k].fd,
+						  .events = ((stdin_len > 0 || clients[k].eof) ? 0 : POLLIN) | (pending(&clients[k]) ? POLLOUT : 0) };
 		}
 		if (poll(p, n, exited ? DRAIN_IDLE_MS : -1) < 0) {
 			if (errno == EINTR) continue;
@@ -605,17 +661,27 @@ int monitor_run(pid_t child, int exited, int status, int master, int sigfd, int 
 		if (i_ctl >= 0 && p[i_ctl].revents) ctl_read(&ctl, child);
 		/* Clients first: one that connected before the container started (a daemon attaching for
 		 * `run`) must get the output read in this same round. */
-		if (i_listen >= 0 && (p[i_listen].revents & POLLIN)) accept_client();
+		if (i_listen >= 0 && (p[i_listen].revents & POLLIN)) accept_clients();
+		/* Both streams may be readable: the second waits if the first left a client behind. */
 		for (int s = 0; s < 2; s++)
-			if (i_out[s] >= 0 && p[i_out[s]].revents && output_read(s)) last_output = now_ms();
+			if (i_out[s] >= 0 && p[i_out[s]].revents && !any_pending() && output_read(s)) last_output = now_ms();
 		if (i_stdin >= 0 && p[i_stdin].revents) flush_stdin();
 		for (int k = 0; k < MAX_CLIENTS; k++) {
 			if (i_client[k] < 0 || !p[i_client[k]].revents || clients[k].fd < 0) continue;
+			if ((p[i_client[k]].revents & POLLOUT) && pending(&clients[k]) && client_flush(&clients[k])) last_output = now_ms();
+			if (clients[k].fd < 0) continue;
 			if (p[i_client[k]].revents & POLLIN) client_read(&clients[k]);
 			else if (p[i_client[k]].revents & (POLLHUP | POLLERR)) drop_client(&clients[k]); /* gone */
 		}
 	}
 	if (!exited) waitpid(child, &status, 0);
+	/* Cut short with clients still behind (the drain's time is up): they are dropped, and what the
+	 * pipes still hold goes to the log at least. */
+	final_drain = 1;
+	for (int k = 0; k < MAX_CLIENTS; k++)
+		if (pending(&clients[k]) && (streams[OUT].fd >= 0 || streams[ERR].fd >= 0)) drop_client(&clients[k]);
+	for (int s = 0; s < 2; s++)
+		for (int i = 0; i < 256 && streams[s].fd >= 0 && output_read(s); i++) {}
 	for (int s = 0; s < 2; s++) emit_lines(s, streams[s].len, 1);
 
 	/* The exit file first: whoever sees the attach socket close can read it. */

@@ -176,7 +176,7 @@ export async function readLog(path: string, o: ReadOptions, emit: (e: LogEntry) 
   for (const f of files) {
     try {
       const h = openSync(f, "r");
-      try { history.push(...parseLines(readAllFrom(h, 0).text)); } finally { closeSync(h); }
+      try { for (const e of parseLines(readAllFrom(h, 0).text)) history.push(e); } finally { closeSync(h); }
     } catch { /* rotated away meanwhile */ }
   }
   try {
@@ -184,7 +184,7 @@ export async function readLog(path: string, o: ReadOptions, emit: (e: LogEntry) 
     ino = fstatSync(fd).ino;
     const r = readAllFrom(fd, 0);
     pos = r.pos;
-    history.push(...parseLines(r.text));
+    for (const e of parseLines(r.text)) history.push(e); // a loop: a spread of 100k+ entries overflows the stack
   } catch { /* no log yet */ }
   for (const e of selectEntries(history, o)) emit(e);
   if (!o.follow) {

@@ -304,7 +304,7 @@ export async function* readLog(path: string, options: ReadLogOptions = {}): Asyn
     for await (const e of advance()) initial.push(e);
     if (live) {
       const r = await readLinesFrom(live, 0);
-      initial.push(...parse(r.lines));
+      for (const e of parse(r.lines)) initial.push(e); // a loop: a spread of 100k+ entries overflows the stack
       offset = r.next;
     }
     const tail = options.tail;

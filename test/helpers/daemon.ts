@@ -83,12 +83,12 @@ export class TestDaemon {
 
   docker(args: string[], o: { input?: string; timeoutMs?: number } = {}): Run {
     if (!DOCKER) throw new Error("no docker CLI");
-    const r = spawnSync(DOCKER, args, { encoding: "utf8", input: o.input, timeout: o.timeoutMs ?? 30_000, killSignal: "SIGKILL", env: { ...process.env, DOCKER_HOST: this.host, DOCKER_CONFIG: join(this.root, "docker-config") } });
+    const r = spawnSync(DOCKER, args, { encoding: "utf8", input: o.input, timeout: o.timeoutMs ?? 30_000, maxBuffer: 64 << 20, killSignal: "SIGKILL", env: { ...process.env, DOCKER_HOST: this.host, DOCKER_CONFIG: join(this.root, "docker-config") } });
     return { code: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
   }
 
   berth(args: string[], o: { input?: string; timeoutMs?: number } = {}): Run {
-    const r = spawnSync(process.execPath, [BERTH_BIN, ...args], { encoding: "utf8", input: o.input, timeout: o.timeoutMs ?? 30_000, killSignal: "SIGKILL", env: { ...process.env, BERTH_HOST: this.host } });
+    const r = spawnSync(process.execPath, [BERTH_BIN, ...args], { encoding: "utf8", input: o.input, timeout: o.timeoutMs ?? 30_000, maxBuffer: 64 << 20, killSignal: "SIGKILL", env: { ...process.env, BERTH_HOST: this.host } });
     return { code: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
   }
 

@@ -63,6 +63,17 @@ describe("berth daemon via the docker CLI", { skip, concurrency: false }, () => 
     assert.equal(d.docker(["run", "--rm", "--memory", "8m", "host", "sh", "-c", "x=a; while true; do x=$x$x; done"]).code, 137);
   });
 
+  test("run -i with 5 MB piped through cat: every byte comes back, with docker's CLI and berth's (the daemon holds the output back, never drops it)", () => {
+    let input = "";
+    for (let i = 0; input.length < 5 << 20; i++) input += `line ${i} ${"x".repeat(i % 97)}\n`;
+    for (const cli of ["docker", "berth"] as const) {
+      const r = d[cli](["run", "--rm", "-i", "host", "cat"], { input, timeoutMs: 60_000 });
+      assert.equal(r.code, 0, `${cli}: ${r.stderr}`);
+      assert.equal(r.stdout.length, input.length, `${cli}: bytes back`);
+      assert.ok(r.stdout === input, `${cli}: the same bytes`);
+    }
+  });
+
   test("detached lifecycle: ps, logs, exec, top, stats, inspect, stop, start, restart, pause, rename, kill, wait, rm", async () => {
     const id = ok(d.docker(["run", "-d", "--name", "web", "-l", "app=web", "host", "sh", "-c", "trap 'echo bye; exit 3' TERM; echo started; while true; do sleep 0.1; done"]), "run -d").trim();
     ids.push(id);

@@ -9,6 +9,7 @@ import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type CgroupPlan, destroyCgroup } from "../../src/cgroups/index.js";
@@ -303,6 +304,41 @@ if (process.env.BERTH_MONITOR_CONTROLLER) {
       let stdout = "";
       for await (const e of readLog(s.paths.logPath)) if (e.stream === "stdout") stdout += e.log;
       assert.equal(stdout, "got:hello\ngot:second\nbye\n");
+    });
+
+    test("a client that stops reading holds the container's output back (as docker's attach); nothing is lost, for it or the log", async () => {
+      const lines = 300_000;
+      let expected = "";
+      for (let i = 1; i <= lines; i++) expected += `${i}\n`;
+      const s = await start({ command: ["sh", "-c", `read go; exec seq ${lines}`], monitor: { stdin: true } });
+      // A raw client, paused: its socket buffer fills within a few hundred KiB of seq's 2 MB.
+      const raw = connect(s.paths.attachSocket);
+      raw.pause();
+      await new Promise((r) => raw.once("connect", r));
+      const other = await attach(s.paths.attachSocket);
+      let otherText = "";
+      other.output.on("data", (c: AttachChunk) => { otherText += c.data.toString(); });
+      other.write("go\n"); // both clients are connected before the first line
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.ok(alive(s.pid), "seq (done in ~50 ms unhindered) still waits on the paused client");
+      const chunks: Buffer[] = [];
+      raw.on("data", (c: Buffer) => chunks.push(c));
+      const closed = new Promise((r) => raw.on("close", r));
+      raw.resume();
+      await closed;
+      const all = Buffer.concat(chunks);
+      let stdout = "";
+      for (let off = 0; off < all.length;) {
+        const len = all.readUInt32BE(off + 4);
+        assert.equal(all[off], 1, "stdout frames only");
+        stdout += all.subarray(off + 8, off + 8 + len).toString();
+        off += 8 + len;
+      }
+      assert.equal(stdout.length, expected.length);
+      assert.ok(stdout === expected, "the paused client gets every byte, in order");
+      assert.ok(otherText === expected, "so does the client that kept reading");
+      assert.deepEqual(await s.run?.exited, { exitCode: 0, signal: 0 });
+      assert.ok((await collect(s.paths.logPath)) === expected, "and the log");
     });
 
     test("a client still writing stdin while the container exits gets all of its output, then the end", async () => {
