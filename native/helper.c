@@ -54,7 +54,7 @@
 #include "monitor.h"
 
 #define PLAN_MAGIC 0x48545242u
-#define PLAN_VERSION 5u
+#define PLAN_VERSION 6u
 
 enum { FLAG_DETACH = 1, FLAG_KILL_ON_EOF = 2, FLAG_TTY_PROXY = 4, FLAG_RAW_TTY = 8, FLAG_MONITOR = 16 };
 
@@ -570,8 +570,9 @@ static int do_console(const struct op *o, uint32_t index)
 		if (sendmsg(sync_fd, &msg, MSG_NOSIGNAL) < 0) return -1;
 	}
 	close(master);
-	/* /dev/console is the container's terminal, as in runc (the controller made the mount point). */
-	if (access("/dev/console", F_OK) == 0 && mount(slave_path, "/dev/console", NULL, MS_BIND, NULL) < 0) return -1;
+	/* /dev/console is the init's terminal, as in runc (the controller made the mount point); an exec's
+	 * is not bound there: its pty goes away with it, and the next exec could not mount over the rest. */
+	if (u(o, 4) && access("/dev/console", F_OK) == 0 && mount(slave_path, "/dev/console", NULL, MS_BIND, NULL) < 0) return -1;
 	if (ioctl(slave, TIOCSCTTY, 0) < 0) return -1;
 	for (int k = 0; k < 3; k++) if (dup2(slave, k) < 0) return -1;
 	if (slave > 2) close(slave);

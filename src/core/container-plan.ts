@@ -384,7 +384,7 @@ export function planContainer(spec: Spec, ctx: PlanContext): Plan {
   if (proc.terminal) {
     if (!ctx.console) throw new BerthError("process.terminal is set but no console was provided (use --console-socket)", { exitCode: 1 });
     const size = proc.consoleSize ?? { height: 0, width: 0 };
-    ops.push({ op: "console", mode: ctx.console.mode, socketPath: ctx.console.socketPath ?? "", rows: size.height, cols: size.width });
+    ops.push({ op: "console", mode: ctx.console.mode, socketPath: ctx.console.socketPath ?? "", rows: size.height, cols: size.width, devConsole: true });
   }
   if (spec.root?.readonly) {
     ops.push({ op: "mount", source: "", root: "/", target: "/", fstype: "", flags: MS_BIND | MS_REMOUNT | MS_RDONLY, data: "", create: "none" });
@@ -474,7 +474,7 @@ export function planExec(proc: Process, ctx: ExecContext): Plan {
   if (proc.terminal) {
     if (!ctx.console) throw new BerthError("process.terminal is set but no console was provided (use --console-socket)", { exitCode: 1 });
     const size = proc.consoleSize ?? { height: 0, width: 0 };
-    ops.push({ op: "console", mode: ctx.console.mode, socketPath: ctx.console.socketPath ?? "", rows: size.height, cols: size.width });
+    ops.push({ op: "console", mode: ctx.console.mode, socketPath: ctx.console.socketPath ?? "", rows: size.height, cols: size.width, devConsole: false });
   }
   ops.push(...processOps(proc, ctx));
   return { flags: planFlags(proc, ctx), ops };

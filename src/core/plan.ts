@@ -4,7 +4,7 @@
 // bump PLAN_VERSION so a stale helper refuses the plan instead of misreading it.
 
 export const PLAN_MAGIC = 0x48545242; // "BRTH" little-endian
-export const PLAN_VERSION = 5;
+export const PLAN_VERSION = 6;
 
 /** Header flags: how the helper behaves around the container, not what it does inside it. */
 export const PlanFlag = {
@@ -103,7 +103,8 @@ export type Op =
   | { op: "noNewPrivileges" }
   | { op: "seccomp"; program: Uint8Array; flags: number }
   | { op: "closeFds"; from: number }
-  | { op: "console"; mode: "proxy" | "socket"; socketPath: string; rows: number; cols: number }
+  /** devConsole: bind the terminal on /dev/console (the init only: an exec's would stay stacked there after it ends). */
+  | { op: "console"; mode: "proxy" | "socket"; socketPath: string; rows: number; cols: number; devConsole: boolean }
   | { op: "setsid" }
   | { op: "openExecFifo"; path: string }
   | { op: "exec"; file: string; argv: string[]; env: string[] }
@@ -216,7 +217,7 @@ function fieldsOf(op: Op): [number, Field[]] {
     case "noNewPrivileges": return [OpCode.NoNewPrivileges, []];
     case "seccomp": return [OpCode.Seccomp, [op.program, op.flags]];
     case "closeFds": return [OpCode.CloseFds, [op.from]];
-    case "console": return [OpCode.Console, [op.mode === "proxy" ? 1 : 2, op.socketPath, op.rows, op.cols]];
+    case "console": return [OpCode.Console, [op.mode === "proxy" ? 1 : 2, op.socketPath, op.rows, op.cols, op.devConsole ? 1 : 0]];
     case "setsid": return [OpCode.Setsid, []];
     case "openExecFifo": return [OpCode.OpenExecFifo, [op.path]];
     case "exec": return [OpCode.Exec, [op.file, op.argv, op.env]];

@@ -261,6 +261,14 @@ describe("process", () => {
     assert.ok(indexOf(plan.ops, (o) => o.op === "console") > indexOf(plan.ops, (o) => o.op === "pivotRoot"));
     assert.equal(plan.flags, PlanFlag.KillOnControlEof | PlanFlag.TtyProxy | PlanFlag.RawHostTerminal);
   });
+
+  test("the init's terminal is bound on /dev/console, an exec's is not (it would stay stacked there, and break the next exec -t)", () => {
+    const init = planContainer(spec({ tty: true }), ctx({ console: { mode: "proxy", rawHostTerminal: false } }));
+    assert.deepEqual(init.ops.filter((o) => o.op === "console").map((o) => o.op === "console" && o.devConsole), [true]);
+    const proc = { args: ["sh"], cwd: "/", terminal: true, user: { uid: 0, gid: 0 } };
+    const exec = planExec(proc, { host: { lastCap: 40 }, pid: 42, namespaces: ["mount", "pid"], procsFiles: [], console: { mode: "socket", socketPath: "/run/x.sock" } });
+    assert.deepEqual(exec.ops.filter((o) => o.op === "console").map((o) => o.op === "console" && o.devConsole), [false]);
+  });
 });
 
 describe("limits", () => {
