@@ -270,6 +270,17 @@ function pipeOutput(socket: Socket, tty: boolean): Promise<void> {
 }
 
 /** docker's `--detach-keys` check, before anything is created. */
+/**
+ * A terminal for the container needs one on our side when our stdin is attached: docker's CLI refuses
+ * `run -it`, `exec -it` and `attach` to a tty container from a pipe, before anything is created, and
+ * exits 1. Returns whether it refused (the message is written).
+ */
+function refuseNonTerminalStdin(stdinAttached: boolean, tty: boolean): boolean {
+  if (!stdinAttached || !tty || process.stdin.isTTY) return false;
+  process.stderr.write("berth: the input device is not a TTY\n");
+  return true;
+}
+
 function checkDetachKeys(keys: string | undefined): void {
   if (keys === undefined) return;
   try {
@@ -494,6 +505,7 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
   if (run) {
     const original = (run as unknown as { _actionHandler: (args: unknown[]) => Promise<void> })._actionHandler;
     addEngineRunOptions(run).action(async (args: string[], f: EngineRunFlags & { rootfs?: string; uidmap?: string[]; gidmap?: string[] }, cmd: Command) => {
+      if (refuseNonTerminalStdin(Boolean(f.interactive) && !f.detach, Boolean(f.tty))) return onExit(1);
       const legacy = process.env.BERTH_NO_DAEMON === "1" || f.rootfs !== undefined || (f.uidmap?.length ?? 0) > 0 || (f.gidmap?.length ?? 0) > 0;
       if (process.getuid?.() !== 0) throw new BerthError("berth run must be run as root (it creates namespaces, mounts and cgroups)");
       if (legacy) {
@@ -623,6 +635,7 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
         checkDetachKeys(f.detachKeys);
         const info = await c.json<{ Id: string; Config: { Tty: boolean; OpenStdin: boolean }; State: { Running: boolean } }>("GET", `/containers/${enc(ref)}/json`);
         if (!info.State.Running) throw new BerthError("You cannot attach to a stopped container, start it first");
+        if (refuseNonTerminalStdin(f.stdin, info.Config.Tty)) return onExit(1);
         // As docker's CLI: detaching from `attach` says so and exits 1 (from run/start it exits 0).
         const onDetach = () => { process.stderr.write("read escape sequence\n"); return 1; };
         onExit(await attachAndWait(c, info.Id, { tty: info.Config.Tty, stdin: f.stdin && info.Config.OpenStdin, start: false, autoRemove: false, detachKeys: f.detachKeys, onDetach }));
@@ -638,6 +651,7 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
         const c = client(cmd);
         const tty = Boolean(f.tty);
         checkDetachKeys(f.detachKeys);
+        if (refuseNonTerminalStdin(Boolean(f.interactive) && !f.detach, tty)) return onExit(1);
         const { Id } = await c.json<{ Id: string }>("POST", `/containers/${enc(ref)}/exec`, {
           AttachStdin: Boolean(f.interactive) && !f.detach, AttachStdout: !f.detach, AttachStderr: !f.detach, Tty: tty, Cmd: command, DetachKeys: f.detachKeys,
           Env: f.env, WorkingDir: f.workdir ?? "", User: f.user ?? "", Privileged: Boolean(f.privileged),

@@ -4,7 +4,7 @@
 // made from the built-in `host` image.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
@@ -177,6 +177,29 @@ describe("engine vs docker: detach keys, exec clients, stats I/O, commit of host
     const bad = d.berth(["run", "--detach-keys", "ctrl-1", "host", "true"]);
     assert.equal(bad.code, 125);
     assert.match(bad.stderr, /Invalid detach keys \(ctrl-1\) provided/);
+  });
+
+  test("run -it, exec -it and attach to a tty container refuse a stdin that is not a terminal, as docker's CLI: exit 1, nothing created", async () => {
+    const id = ok(d.docker(["run", "-d", "-t", "--name", "ttyc", "host", "sleep", "1000"]), "run -d -t").trim();
+    ids.push(id);
+    const before = ok(d.docker(["ps", "-aq"]), "ps").trim();
+    for (const cli of ["docker", "berth"] as const) {
+      for (const args of [["run", "-it", "--rm", "host", "true"], ["exec", "-it", "ttyc", "true"], ["attach", "ttyc"]]) {
+        const r = d[cli](args, { input: "" });
+        assert.equal(r.code, 1, `${cli} ${args.join(" ")}: ${r.stderr}`);
+        assert.match(r.stderr, /the input device is not a TTY/, `${cli} ${args.join(" ")}`);
+      }
+      // Two execs with a tty in a row (docker's, then berth's): an exec's pty bound on /dev/console stayed
+      // stacked there after it ended, and the next exec -t failed ("set up console").
+      assert.equal(d[cli](["exec", "-t", "ttyc", "echo", "hi"], { input: "" }).stdout.trim(), "hi", "-t alone needs no terminal here");
+      assert.match(ok(d[cli](["run", "-d", "-it", "--rm", "host", "true"], { input: "" }), "run -d -it"), /^[0-9a-f]{64}\n$/, "-d attaches no stdin");
+    }
+    assert.equal(ok(d.docker(["exec", "ttyc", "grep", "-c", " /dev/console ", "/proc/self/mountinfo"]), "mountinfo").trim(), "1", "the init's console only");
+    const berthInProcess = spawnSync(process.execPath, [BERTH_BIN, "run", "-it", "--rm", "host", "true"], { input: "", encoding: "utf8", env: { ...process.env, BERTH_NO_DAEMON: "1" } });
+    assert.equal(berthInProcess.status, 1, berthInProcess.stderr);
+    assert.match(berthInProcess.stderr, /the input device is not a TTY/);
+    // The -d --rm ones go away by themselves; the refused ones never existed.
+    await waitFor("only the tty container left", () => ok(d.docker(["ps", "-aq"]), "ps").trim() === before);
   });
 
   test("berth run -t passes a SIGTERM it gets on to the container, as docker's CLI does (it died and left the container)", async () => {
