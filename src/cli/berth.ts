@@ -320,11 +320,26 @@ export function failureCode(argv: string[]): number {
   return first === undefined || command === "run" || command === "create" ? 125 : 1;
 }
 
+/**
+ * `berth container run ...` is `berth run ...`, as in docker (the run command is registered once, at the
+ * top level, with the in-process path's flags): "container" right before "run" is dropped.
+ */
+export function containerRunAlias(argv: string[]): string[] {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (["-H", "--host", "--data-root"].includes(a)) { i++; continue; }
+    if (a.startsWith("-")) continue;
+    return a === "container" && argv[i + 1] === "run" ? [...argv.slice(0, i), ...argv.slice(i + 1)] : argv;
+  }
+  return argv;
+}
+
 /** A reader that went away (`berth logs web | head -1`): end quietly with SIGPIPE's 141, as docker's CLI. */
 const isEpipe = (err: unknown) => (err as NodeJS.ErrnoException | undefined)?.code === "EPIPE";
 let epipeWatched = false;
 
 export function main(argv: string[]): Promise<number> {
+  argv = containerRunAlias(argv);
   const failed = failureCode(argv);
   if (!epipeWatched) {
     epipeWatched = true;

@@ -848,6 +848,8 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
 
   // Top-level (docker run-style) commands and the same under `berth container`.
   const container = sub(program, "container").description("Manage containers");
+  // Listed only: main() turns `container run` into `run` before parsing (see containerRunAlias).
+  sub(container, "run").description("Run a command in a new container").usage("[OPTIONS] IMAGE [COMMAND] [ARG...]");
   containerCmds(container);
   containerCmds(program);
   // `berth prune` makes no sense at the top level (docker has `container prune` and `system prune`).

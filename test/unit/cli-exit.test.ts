@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { failureCode } from "../../src/cli/berth.js";
+import { containerRunAlias, failureCode } from "../../src/cli/berth.js";
 
 test("failureCode: 125 for run and create (and no command), 1 for the other commands, as docker's CLI", () => {
   assert.equal(failureCode(["run", "--rm", "busybox", "true"]), 125);
@@ -24,4 +24,12 @@ test("ps --format {{.Label \"key\"}}: the value, or nothing, as docker ps; not i
   const row = psRow({ Id: "a".repeat(64), Created: 0, Labels: { tier: "web" } });
   assert.equal(renderTemplate('{{.Label "tier"}}|{{.Label "none"}}', row), "web|");
   assert.doesNotMatch(renderTemplate("{{json .}}", row), /tier":"web/);
+});
+
+test("containerRunAlias: `container run` is `run`, global options kept; nothing else changes", () => {
+  assert.deepEqual(containerRunAlias(["container", "run", "--rm", "host", "true"]), ["run", "--rm", "host", "true"]);
+  assert.deepEqual(containerRunAlias(["-H", "unix:///x.sock", "container", "run", "host"]), ["-H", "unix:///x.sock", "run", "host"]);
+  assert.deepEqual(containerRunAlias(["container", "ls"]), ["container", "ls"]);
+  assert.deepEqual(containerRunAlias(["run", "host", "container", "run"]), ["run", "host", "container", "run"]);
+  assert.deepEqual(containerRunAlias(["--data-root", "container", "ps"]), ["--data-root", "container", "ps"]);
 });
