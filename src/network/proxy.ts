@@ -6,7 +6,7 @@
 // UDP: one upstream socket per client address, dropped after a quiet minute and a half.
 
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
-import { connect, createServer, type Server, type Socket } from "node:net";
+import { connect, createServer, type Server } from "node:net";
 import { BerthError } from "../errors.js";
 
 export interface ProxyTarget {
@@ -35,13 +35,23 @@ function listenError(t: ProxyTarget, err: NodeJS.ErrnoException): BerthError {
 }
 
 function startTcp(t: ProxyTarget): Promise<PortProxy> {
-  const clients = new Set<Socket>();
-  const server: Server = createServer({ pauseOnConnect: true }, (client) => {
-    clients.add(client);
-    const upstream = connect({ host: t.targetIp, port: t.targetPort });
-    const end = () => { client.destroy(); upstream.destroy(); clients.delete(client); };
-    client.on("error", end).on("close", end);
-    upstream.on("error", end).on("close", end);
+  const conns = new Set<() => void>();
+  // Half-open on both sides, each direction passed on by itself (as docker-proxy does): a client that
+  // sends its request and then shuts its side (nc, socket.end(request)) still gets the answer. With
+  // Node's default, its FIN ended our side towards it too and the pair was torn down before the
+  // container had answered.
+  const server: Server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (client) => {
+    const upstream = connect({ host: t.targetIp, port: t.targetPort, allowHalfOpen: true });
+    const destroy = () => { client.destroy(); upstream.destroy(); };
+    conns.add(destroy);
+    // An error on either side ends both; a clean end of both directions closes each socket by itself
+    // (pipe() passes each FIN on), and destroying the other then would drop what it still has to send.
+    client.on("error", destroy);
+    upstream.on("error", destroy);
+    let open = 2;
+    const closed = () => { if (--open === 0) conns.delete(destroy); };
+    client.on("close", closed);
+    upstream.on("close", closed);
     upstream.once("connect", () => {
       client.pipe(upstream);
       upstream.pipe(client);
@@ -57,7 +67,7 @@ function startTcp(t: ProxyTarget): Promise<PortProxy> {
         target: t,
         close: () => {
           server.close();
-          for (const c of clients) c.destroy();
+          for (const destroy of conns) destroy();
         },
       });
     });
