@@ -20,8 +20,8 @@ export const DEFAULT_STATE_ROOT = "/run/berth";
 export interface StartOptions {
   spec: Spec;
   id?: string;
-  /** The container's stdin, stdout, stderr. Default: inherit ours. */
-  stdio?: [StdioEntry, StdioEntry, StdioEntry];
+  /** The container's stdin, stdout, stderr, or one of "pipe", "inherit", "ignore" for all three (as child_process). Default: inherit ours. */
+  stdio?: [StdioEntry, StdioEntry, StdioEntry] | "pipe" | "inherit" | "ignore";
   /** Where per-container state lives (default /run/berth). */
   stateRoot?: string;
   /** With spec.process.terminal: put our stdin terminal in raw mode while attached. */
@@ -231,7 +231,7 @@ export async function startContainer(options: StartOptions): Promise<Container> 
       cgroupName: `berth-${id.slice(0, 12)}`,
       console: spec.process?.terminal ? { mode: "proxy", rawHostTerminal: options.rawHostTerminal } : undefined,
       dieWithController: true,
-      stdio: options.stdio,
+      stdio: typeof options.stdio === "string" ? [options.stdio, options.stdio, options.stdio] : options.stdio,
       onCgroup: (created) => {
         cgroup = created;
         state.cgroup = created;
