@@ -688,24 +688,40 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
 
     sub(parent, "inspect").description("Display detailed information on containers").argument("<containers...>")
       .option("-f, --format <template>", "format with a Go template").option("-s, --size", "show sizes")
-      .action(async (ids: string[], f: { format?: string; size?: boolean }, cmd: Command) => {
+      .option("--type <type>", "only this type of object: container, image, network or volume")
+      .action(async (ids: string[], f: { format?: string; size?: boolean; type?: string }, cmd: Command) => {
         const c = client(cmd);
         const containerOnly = cmd.parent?.name() === "container";
+        // `inspect` looks for a container, then an image, a network, a volume, as docker's; `container inspect` and --type one kind.
+        const lookups: Record<string, (id: string) => string> = {
+          container: (id) => `/containers/${enc(id)}/json${query({ size: f.size })}`,
+          image: (id) => `/images/${enc(id)}/json`,
+          network: (id) => `/networks/${enc(id)}`,
+          volume: (id) => `/volumes/${enc(id)}`,
+        };
+        if (f.type !== undefined && !(f.type in lookups)) throw new BerthError(`unknown type: "${f.type}": must be one of "container", "image", "network", "volume"`, { exitCode: 1 });
+        const kinds = containerOnly ? ["container"] : f.type ? [f.type] : Object.keys(lookups);
         const found: unknown[] = [];
         let code = 0;
         for (const id of ids) {
-          try {
+          let missing = true;
+          let notFound = "";
+          for (const kind of kinds) {
             try {
-              found.push(await c.json("GET", `/containers/${enc(id)}/json${query({ size: f.size })}`));
+              found.push(await c.json("GET", lookups[kind](id)));
+              missing = false;
+              break;
             } catch (err) {
-              // `container inspect` is about containers only; `inspect` tries an image next, as docker's.
-              if (containerOnly || !(err instanceof ApiError) || err.status !== 404) throw err;
-              found.push(await c.json("GET", `/images/${enc(id)}/json`));
+              if (err instanceof ApiError && err.status === 404) { notFound = err.message; continue; }
+              process.stderr.write(`${(err as Error).message}\n`);
+              missing = false;
+              code = 1;
+              break;
             }
-          } catch (err) {
-            // Neither: docker's `inspect` says "No such object" (it said "No such image", the last lookup).
-            const msg = (err as Error).message;
-            process.stderr.write(`${containerOnly || !(err instanceof ApiError) || err.status !== 404 ? msg : `Error: No such object: ${id}`}\n`);
+          }
+          if (missing) {
+            // One kind asked for: the daemon's own words (docker's CLI passes them on); all kinds: docker's summary.
+            process.stderr.write(kinds.length === 1 ? `${notFound}\n` : `Error: No such object: ${id}\n`);
             code = 1;
           }
         }

@@ -9,7 +9,7 @@ import { copyFileSync, existsSync, mkdirSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { isRoot } from "../helpers/berth.js";
-import { TestDaemon, type Run } from "../helpers/daemon.js";
+import { DOCKER, TestDaemon, type Run } from "../helpers/daemon.js";
 import { haveCommand, startDockerRegistry } from "../helpers/registry.js";
 
 const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));
@@ -115,5 +115,28 @@ describe("berth image commands through BERTH_HOST", { skip, concurrency: false }
     const ctr = d.berth(["container", "inspect", "nosuch"]);
     assert.equal(ctr.code, 1, show(ctr));
     assert.match(ctr.stderr, /No such container: nosuch/);
+  });
+
+  test("inspect finds networks and volumes too, and --type picks one kind, as docker's", () => {
+    assert.equal(d.berth(["network", "create", "insp-net"]).code, 0);
+    assert.equal(d.berth(["volume", "create", "insp-vol"]).code, 0);
+    try {
+      for (const cli of ["berth", "docker"] as const) {
+        if (cli === "docker" && !DOCKER) continue;
+        const both = d[cli](["inspect", "-f", "{{.Name}}", "insp-net", "insp-vol"]);
+        assert.equal(both.code, 0, show(both));
+        assert.equal(both.stdout, "insp-net\ninsp-vol\n", cli);
+        assert.equal(d[cli](["inspect", "--type", "volume", "-f", "{{.Driver}}", "insp-vol"]).stdout, "local\n", cli);
+        const wrongKind = d[cli](["inspect", "--type", "volume", "insp-net"]);
+        assert.equal(wrongKind.code, 1, show(wrongKind));
+        assert.match(wrongKind.stderr, /no such volume/i, cli);
+        const badType = d[cli](["inspect", "--type", "bogus", "insp-net"]);
+        assert.equal(badType.code, 1, show(badType));
+        assert.match(badType.stderr, /unknown type: "bogus": must be one of .*"container"/, cli);
+      }
+    } finally {
+      d.berth(["network", "rm", "insp-net"]);
+      d.berth(["volume", "rm", "insp-vol"]);
+    }
   });
 });
