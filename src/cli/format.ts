@@ -2,14 +2,10 @@
 // columns, and the ps row fields.
 
 import { humanDuration } from "../daemon/util.js";
+import { humanSize, table } from "../images/format.js";
 
 /** docker's tabwriter settings: minwidth 10, padding 3. */
-export function tabulate(rows: string[][]): string {
-  if (rows.length === 0) return "";
-  const widths: number[] = [];
-  for (const r of rows) r.forEach((c, i) => { if (i < r.length - 1) widths[i] = Math.max(widths[i] ?? 0, Math.max(c.length + 3, 10)); });
-  return rows.map((r) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]) : c)).join("").trimEnd()).join("\n") + "\n";
-}
+export const tabulate = table;
 
 function lookup(obj: unknown, path: string): unknown {
   if (path === "." || path === "") return obj;
@@ -58,12 +54,25 @@ export function renderTemplate(tpl: string, obj: unknown): string {
 
 /** Renders rows with a --format; a "table " prefix adds a header row and aligns columns. */
 export function formatRows(format: string, items: Record<string, unknown>[], headers: Record<string, string>): string {
-  const table = format.startsWith("table");
-  const tpl = table ? format.slice(5).trimStart() : format;
-  if (!table) return items.map((i) => `${renderTemplate(tpl, i)}\n`).join("");
+  // `--format json`: one object per line, keys sorted and values as text, as docker's CLI marshals a row.
+  if (format === "json") return items.map((i) => `${JSON.stringify(jsonRow(i))}\n`).join("");
+  const isTable = format.startsWith("table");
+  // "table" alone: every column the headers name.
+  const tpl = isTable ? format.slice(5).trim() || Object.keys(headers).map((k) => `{{.${k}}}`).join("\t") : format;
+  if (!isTable) return items.map((i) => `${renderTemplate(tpl, i)}\n`).join("");
   const cells = (text: string) => text.replace(/\\t/g, "\t").split("\t");
-  const header = cells(tpl).map((c) => c.replace(/\{\{\s*\.(\w+)\s*\}\}/g, (_, f: string) => headers[f] ?? f.toUpperCase()));
+  const header = cells(tpl).map((c) => c.replace(/\{\{\s*(?:json\s+)?\.(\w+)\s*\}\}/g, (_, f: string) => headers[f] ?? f.toUpperCase()));
   return tabulate([header, ...items.map((i) => cells(renderTemplate(tpl, i)))]);
+}
+
+function jsonRow(item: Record<string, unknown>): Record<string, string> {
+  const row: Record<string, string> = {};
+  for (const key of Object.keys(item).sort()) {
+    const v = item[key];
+    if (typeof v === "function" || v === undefined) continue;
+    row[key] = typeof v === "string" ? v : typeof v === "object" && v !== null ? JSON.stringify(v) : String(v);
+  }
+  return row;
 }
 
 export const PS_HEADERS: Record<string, string> = {
@@ -74,14 +83,6 @@ export const PS_DEFAULT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFo
 
 function ellipsis(s: string, n: number): string {
   return s.length > n ? `${s.slice(0, n - 1)}…` : s;
-}
-
-function humanSize(bytes: number): string {
-  const units = ["B", "kB", "MB", "GB", "TB"];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; }
-  return `${Number(v.toPrecision(3))}${units[i]}`;
 }
 
 /** One entry of /containers/json's Ports. */

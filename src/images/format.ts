@@ -45,44 +45,6 @@ export function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(Math.max(10, widths[i] + 3)))).join("").trimEnd() + "\n").join("");
 }
 
-/** Go's default printing of a value inside a template. */
-function goString(v: unknown): string {
-  if (v === null || v === undefined) return "<no value>";
-  if (Array.isArray(v)) return `[${v.map(goString).join(" ")}]`;
-  if (typeof v === "object") return `map[${Object.entries(v as object).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => `${k}:${goString(x)}`).join(" ")}]`;
-  return String(v);
-}
-
-function lookup(data: unknown, path: string): unknown {
-  if (path === ".") return data;
-  let cur: unknown = data;
-  for (const key of path.replace(/^\./, "").split(".")) {
-    if (cur === null || typeof cur !== "object") return undefined;
-    cur = (cur as Record<string, unknown>)[key];
-  }
-  return cur;
-}
-
-/** Renders a Go-template-ish format for one object: {{.A}}, {{.A.B}}, {{json .A}}, {{json .}}. */
-export function renderTemplate(format: string, data: unknown): string {
-  const text = format.replace(/\\t/g, "\t").replace(/\\n/g, "\n");
-  return text.replace(/\{\{\s*(json\s+)?(\.[\w.]*)\s*\}\}/g, (_m, json: string | undefined, path: string) => {
-    const v = lookup(data, path);
-    return json ? JSON.stringify(v ?? null) : goString(v);
-  });
-}
-
-/** Applies --format to rows of objects; "table ..." keeps a header row made of the field names. */
-export function formatRows(format: string, rows: Record<string, unknown>[], headers: Record<string, string>): string {
-  if (format.startsWith("table")) {
-    const body = format.slice(5).trim() || Object.keys(headers).map((k) => `{{.${k}}}`).join("\t");
-    const head = body.replace(/\{\{\s*(?:json\s+)?\.(\w+)\s*\}\}/g, (_m, k: string) => headers[k] ?? k.toUpperCase());
-    const lines = [renderTemplate(head, {}), ...rows.map((r) => renderTemplate(body, r))];
-    return table(lines.map((l) => l.split("\t")));
-  }
-  return rows.map((r) => renderTemplate(format, r) + "\n").join("");
-}
-
 /** path.Match-style glob (docker's reference filter): * and ? do not cross "/". */
 export function globMatch(pattern: string, text: string): boolean {
   const re = pattern.replace(/[.+^${}()|\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]");

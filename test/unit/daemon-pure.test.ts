@@ -28,7 +28,7 @@ test("filters: both JSON forms, validation and matching", () => {
   assert.equal(status(() => parseFilters("{nope")), 400);
   assert.equal(status(() => validateContainerFilters({ bogus: ["x"] })), 400);
   assert.equal(status(() => validateContainerFilters({ status: ["sleeping"] })), 400);
-  const c: FilterableContainer = { id: "abc123", name: "web", labels: { app: "x", tier: "1" }, status: "running", exitCode: 0, image: "host", imageId: "sha256:ff", health: "healthy", volumes: ["v1", "/data"], network: "none", created: 10 };
+  const c: FilterableContainer = { id: "abc123", name: "web", labels: { app: "x", tier: "1" }, status: "running", exitCode: 0, image: "host", imageId: "sha256:ff", health: "healthy", volumes: ["v1", "/data"], networks: ["bridge", "b1d9e"], ports: [{ PrivatePort: 80, PublicPort: 18080, Type: "tcp" }, { PrivatePort: 90, Type: "tcp" }], created: 10 };
   const other = { ...c, id: "def", name: "db", created: 5 };
   const find = (r: string) => (r === "db" ? other : undefined);
   assert.ok(containerMatches(c, { name: ["we"], label: ["app=x", "tier"], status: ["running", "exited"] }, find));
@@ -36,6 +36,19 @@ test("filters: both JSON forms, validation and matching", () => {
   assert.ok(containerMatches(c, { id: ["abc"], health: ["healthy"], volume: ["v1"], ancestor: ["host"], since: ["db"] }, find));
   assert.ok(!containerMatches(c, { before: ["db"] }, find));
   assert.ok(!containerMatches(c, { exited: ["0"] }, find));
+  // network: by name or id, of every network it is attached to.
+  assert.ok(containerMatches(c, { network: ["bridge"] }, find));
+  assert.ok(containerMatches(c, { network: ["b1d9e"] }, find));
+  assert.ok(!containerMatches(c, { network: ["default"] }, find));
+  // publish: the host port; expose: the container's (ranges, /proto with tcp as default).
+  assert.ok(containerMatches(c, { publish: ["18080"] }, find));
+  assert.ok(!containerMatches(c, { publish: ["80"] }, find));
+  assert.ok(!containerMatches(c, { publish: ["18080/udp"] }, find));
+  assert.ok(containerMatches(c, { publish: ["18000-18090/tcp"] }, find));
+  assert.ok(containerMatches(c, { expose: ["80"] }, find));
+  assert.ok(containerMatches(c, { expose: ["85-95"] }, find));
+  assert.ok(!containerMatches(c, { expose: ["18080"] }, find));
+  assert.equal(status(() => validateContainerFilters({ publish: ["http"] })), 400);
 });
 
 test("restart policies: parsing, validation, decisions and docker's back-off", () => {
@@ -196,6 +209,14 @@ test("CLI formatting: templates, table headers, tabwriter columns, ps rows", () 
   assert.equal(row.Names, "web");
   assert.equal(formatRows("{{.Names}}\t{{.Status}}", [row], PS_HEADERS), "web\tUp 1 second\n");
   assert.equal(formatRows("table {{.Names}}\t{{.State}}", [row], PS_HEADERS), "NAMES     STATE\nweb       running\n");
+  // --format json: a line per row, keys sorted, values as text (docker's CLI); labels' map is not a key.
+  const json = JSON.parse(formatRows("json", [row], PS_HEADERS)) as Record<string, string>;
+  assert.equal(json.Names, "web");
+  assert.equal(json.State, "running");
+  assert.deepEqual(Object.keys(json), Object.keys(json).sort());
+  assert.ok(Object.values(json).every((v) => typeof v === "string"));
+  // "table" alone: the headers' columns.
+  assert.equal(formatRows("table", [{ A: "1", B: "2" }], { A: "AA", B: "BB" }), "AA        BB\n1         2\n");
 });
 
 test("CLI run flags -> create body: durations, mounts, volumes, health, restart, resources", () => {

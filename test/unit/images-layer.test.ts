@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { applyImageConfig } from "../../src/images/run-config.js";
-import { formatRows, globMatch, humanDuration, humanSize, renderTemplate, table } from "../../src/images/format.js";
+import { formatRows, renderTemplate } from "../../src/cli/format.js";
+import { globMatch, humanDuration, humanSize, table } from "../../src/images/format.js";
 import { layerCompression, manifestKind, parseImageConfig, parseIndex, parseManifest } from "../../src/images/manifest.js";
 import { cleanEntryPath, parentsOf, paxXattrs, whiteoutAction } from "../../src/images/tar-paths.js";
 
