@@ -15,7 +15,8 @@ import {
   DOCKER_READONLY_PATHS,
   dockerDefaultMounts,
 } from "./defaults.js";
-import { dockerAdditionalGids, resolveUser } from "./users.js";
+import { checkRlimitsRaisable, checkSysctls, type HostDevice, type NamespaceMode } from "./isolation.js";
+import { dockerAdditionalGids, parseGroup, resolveUser } from "./users.js";
 
 export interface RunOptions {
   /** The root filesystem directory. */
@@ -54,6 +55,33 @@ export interface RunOptions {
   binds?: { source: string; destination: string; readOnly?: boolean }[];
   /** Whether docker's default seccomp profile applies (true unless privileged or disabled). */
   seccomp?: boolean;
+  /** The joined network namespace is another container's (--network container:X), not one made for this one. */
+  networkShared?: boolean;
+  domainname?: string;
+  /** config.json rlimits (RLIMIT_* names), e.g. from --ulimit. */
+  rlimits?: { type: string; soft: number; hard: number }[];
+  /** /dev/shm's size in bytes (default 64 MiB). */
+  shmSize?: number;
+  /** Namespaced sysctls, written in the container before it starts. */
+  sysctls?: Record<string, string>;
+  /** --group-add: group names (looked up in the rootfs) or gids. */
+  groupAdd?: string[];
+  /** Default private; host leaves the namespace out; a path joins it. */
+  pidMode?: NamespaceMode;
+  ipcMode?: NamespaceMode;
+  utsMode?: "private" | "host";
+  cgroupnsMode?: "private" | "host";
+  /** What /dev/shm is when the IPC namespace is not private: a host path bind-mounted (host: /dev/shm). */
+  shmSource?: string;
+  /** Host device nodes to create in the container, each allowed rwm in the device cgroup. */
+  devices?: HostDevice[];
+  /** Bytes (memory soft limit). */
+  memoryReservation?: number;
+  oomKillDisable?: boolean;
+  /** Default: on unless privileged. */
+  noNewPrivileges?: boolean;
+  /** --security-opt systempaths=unconfined: no masked or read-only /proc paths. */
+  systemPathsUnconfined?: boolean;
 }
 
 export interface RunFacts {
@@ -66,6 +94,9 @@ export interface RunFacts {
   runtimeCapabilities: string[];
   /** How many CPUs --cpuset-cpus may name (0..n-1). Default: os.availableParallelism(). */
   cpuCount?: number;
+  /** The runtime's own hard rlimits (RLIMIT_* -> value); with canRaiseRlimits false none may be raised. */
+  ownRlimitsHard?: Record<string, number>;
+  canRaiseRlimits?: boolean;
 }
 
 /**
@@ -105,8 +136,17 @@ export function runResources(o: RunOptions): LinuxResources {
     if (o.cpuShares !== undefined) r.cpu.shares = o.cpuShares;
     if (o.cpusetCpus !== undefined) r.cpu.cpus = o.cpusetCpus;
   }
+  if (o.memoryReservation !== undefined) {
+    if (o.memoryReservation < 6 * 1024 * 1024) throw new BerthError("invalid --memory-reservation: the minimum allowed is 6MB");
+    if (o.memory !== undefined && o.memoryReservation > o.memory) {
+      throw new BerthError("Minimum memory limit can not be less than memory reservation limit, see usage");
+    }
+    r.memory = { ...r.memory, reservation: o.memoryReservation };
+  }
+  if (o.oomKillDisable) r.memory = { ...r.memory, disableOOMKiller: true };
   if (o.pidsLimit !== undefined) r.pids = { limit: o.pidsLimit };
   r.devices = o.privileged ? [{ allow: true, access: "rwm" }] : DEFAULT_DEVICE_RULES.map((d) => ({ ...d }));
+  if (!o.privileged) for (const d of o.devices ?? []) r.devices.push({ allow: true, type: d.type, major: d.major, minor: d.minor, access: "rwm" });
   return r;
 }
 
@@ -126,7 +166,9 @@ export function buildRunSpec(o: RunOptions, facts: RunFacts): Spec {
   if (o.command.length === 0) throw new BerthError("no command given: say what to run, e.g. `berth run host sh -c 'echo hi'`");
   const user = resolveUser(o.user ?? "0", facts.passwd, facts.group);
   if (o.cpusetCpus !== undefined) checkCpusetCpus(parseCpuset(o.cpusetCpus, "--cpuset-cpus"), facts.cpuCount ?? availableParallelism());
-  const hostname = o.hostname ?? (o.network === "host" ? undefined : facts.id.slice(0, 12));
+  if (o.utsMode === "host" && o.hostname !== undefined) throw new BerthError("conflicting options: hostname and the UTS mode (--uts host uses the host's)");
+  if (o.utsMode === "host" && o.domainname) throw new BerthError("conflicting options: domainname and the UTS mode (--uts host uses the host's)");
+  const hostname = o.hostname ?? (o.network === "host" || o.utsMode === "host" ? undefined : facts.id.slice(0, 12));
   const env = mergeEnvEntries(
     [`PATH=${DEFAULT_PATH}`],
     hostname ? [`HOSTNAME=${hostname}`] : [],
@@ -138,7 +180,21 @@ export function buildRunSpec(o: RunOptions, facts: RunFacts): Spec {
   const caps = o.privileged
     ? [...facts.runtimeCapabilities]
     : applyCapChanges([...DOCKER_DEFAULT_CAPABILITIES], o.capAdd ?? [], o.capDrop ?? []);
-  const namespaces: Namespace[] = [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, { type: "cgroup" }];
+  const nsEntry = (type: Namespace["type"], mode: NamespaceMode | undefined): Namespace[] =>
+    mode === "host" ? [] : mode === undefined || mode === "private" ? [{ type }] : [{ type, path: mode.path }];
+  const namespaces: Namespace[] = [
+    ...nsEntry("pid", o.pidMode), ...nsEntry("ipc", o.ipcMode), ...nsEntry("uts", o.utsMode), { type: "mount" }, ...nsEntry("cgroup", o.cgroupnsMode),
+  ];
+  const privateIpc = o.ipcMode === undefined || o.ipcMode === "private";
+  if (o.sysctls) checkSysctls(o.sysctls, { privateNet: o.network !== "host" && !o.networkShared, privateIpc });
+  if (o.rlimits && facts.ownRlimitsHard) checkRlimitsRaisable(o.rlimits, facts.ownRlimitsHard, facts.canRaiseRlimits ?? false);
+  const additionalGids = dockerAdditionalGids(user);
+  for (const g of o.groupAdd ?? []) {
+    const gid = /^\d+$/.test(g) ? Number(g) : parseGroup(facts.group ?? "").find((e) => e.name === g)?.gid;
+    if (gid === undefined) throw new BerthError(`Unable to find group ${g}: no matching entries in the image's /etc/group (use a numeric gid)`);
+    if (gid > 2 ** 31 - 1) throw new BerthError(`invalid --group-add ${g}: gid out of range (0-${2 ** 31 - 1})`);
+    if (!additionalGids.includes(gid)) additionalGids.push(gid);
+  }
   if (o.network !== "host") namespaces.push(o.networkNamespacePath ? { type: "network", path: o.networkNamespacePath } : { type: "network" });
   const userNs = (o.uidMap?.length ?? 0) > 0 || (o.gidMap?.length ?? 0) > 0;
   if (userNs) {
@@ -149,7 +205,7 @@ export function buildRunSpec(o: RunOptions, facts: RunFacts): Spec {
     if (unmapped(user.uid, o.uidMap)) {
       throw new BerthError(`user ${o.user ?? "0"}: uid ${user.uid} is not mapped in the user namespace (--uidmap maps ${ranges(o.uidMap)})`);
     }
-    const gid = dockerAdditionalGids(user).find((g) => unmapped(g, o.gidMap as IdMapping[]));
+    const gid = additionalGids.find((g) => unmapped(g, o.gidMap as IdMapping[]));
     if (gid !== undefined) {
       throw new BerthError(`user ${o.user ?? "0"}: gid ${gid} is not mapped in the user namespace (--gidmap maps ${ranges(o.gidMap)})`);
     }
@@ -157,6 +213,17 @@ export function buildRunSpec(o: RunOptions, facts: RunFacts): Spec {
   }
 
   const mounts = dockerDefaultMounts();
+  const shm = mounts.find((m) => m.destination === "/dev/shm");
+  if (shm && !privateIpc) {
+    if (o.shmSize !== undefined) throw new BerthError("--shm-size needs the container's own IPC namespace (not --ipc host or container:)");
+    // The shared namespace's POSIX shared memory lives in its /dev/shm: share that too, as docker does.
+    const source = o.shmSource ?? (o.ipcMode === "host" ? "/dev/shm" : undefined);
+    if (source === undefined) throw new BerthError("joining an IPC namespace needs its /dev/shm to share");
+    Object.assign(shm, { type: "bind", source, options: ["rbind", "nosuid", "noexec", "nodev"] });
+  } else if (shm && o.shmSize !== undefined) {
+    if (!Number.isInteger(o.shmSize) || o.shmSize <= 0) throw new BerthError(`invalid --shm-size ${o.shmSize}: must be a positive number of bytes`);
+    shm.options = (shm.options ?? []).map((opt) => (opt.startsWith("size=") ? `size=${o.shmSize}` : opt));
+  }
   for (const b of o.binds ?? []) {
     if (!b.destination.startsWith("/")) throw new BerthError(`invalid bind mount destination "${b.destination}": it must be an absolute path`);
     mounts.push({ destination: b.destination, type: "bind", source: b.source, options: ["rbind", b.readOnly ? "ro" : "rw", "rprivate"] });
@@ -167,23 +234,27 @@ export function buildRunSpec(o: RunOptions, facts: RunFacts): Spec {
     process: {
       terminal: o.tty ?? false,
       consoleSize: o.tty && o.consoleSize ? { height: o.consoleSize.rows, width: o.consoleSize.cols } : undefined,
-      user: { uid: user.uid, gid: user.gid, additionalGids: dockerAdditionalGids(user), umask: 0o022 },
+      user: { uid: user.uid, gid: user.gid, additionalGids, umask: 0o022 },
       args: o.command,
       env,
       cwd: o.workdir ?? "/",
       capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] },
-      noNewPrivileges: !o.privileged,
+      noNewPrivileges: o.noNewPrivileges ?? !o.privileged,
+      rlimits: o.rlimits?.length ? o.rlimits.map((r) => ({ ...r })) : undefined,
     },
     root: { path: o.rootfs, readonly: o.readOnly ?? false },
     hostname,
+    domainname: o.domainname || undefined,
     mounts,
     linux: {
       namespaces,
       uidMappings: userNs ? o.uidMap : undefined,
       gidMappings: userNs ? o.gidMap : undefined,
       resources: runResources(o),
-      maskedPaths: o.privileged ? [] : [...DOCKER_MASKED_PATHS],
-      readonlyPaths: o.privileged ? [] : [...DOCKER_READONLY_PATHS],
+      maskedPaths: o.privileged || o.systemPathsUnconfined ? [] : [...DOCKER_MASKED_PATHS],
+      readonlyPaths: o.privileged || o.systemPathsUnconfined ? [] : [...DOCKER_READONLY_PATHS],
+      sysctl: o.sysctls && Object.keys(o.sysctls).length > 0 ? { ...o.sysctls } : undefined,
+      devices: o.devices?.length ? o.devices.map((d) => ({ ...d })) : undefined,
       seccomp: o.privileged || o.seccomp === false ? undefined : dockerDefaultProfile(caps),
     },
   };
