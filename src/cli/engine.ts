@@ -96,6 +96,8 @@ function parseKeyVals(list: string[], flag: string): Record<string, string> {
 }
 
 export interface EngineRunFlags extends Partial<Omit<RunNetworkFlags, "network">> {
+  /** --pull: missing (default), always, never. */
+  pull?: string;
   interactive?: boolean;
   tty?: boolean;
   rm?: boolean;
@@ -229,15 +231,19 @@ export function createBody(image: string, command: string[], f: EngineRunFlags):
   };
 }
 
-async function createContainer(c: Client, body: Record<string, unknown>, name?: string): Promise<string> {
+async function createContainer(c: Client, body: Record<string, unknown>, name?: string, pullPolicy = "missing"): Promise<string> {
+  if (!["missing", "always", "never"].includes(pullPolicy)) {
+    throw new BerthError(`invalid pull option: '${pullPolicy}': must be one of "always", "missing" or "never"`);
+  }
   const path = `/containers/create${query({ name })}`;
+  const image = String(body.Image);
+  // docker's progress on a terminal; otherwise only the outcome (an error is one line).
+  const progress = process.stderr.isTTY ? process.stderr : { write: () => true } as unknown as NodeJS.WritableStream;
+  if (pullPolicy === "always") await pull(c, image, progress);
   try {
     return (await c.json<{ Id: string }>("POST", path, body)).Id;
   } catch (err) {
-    if (!(err instanceof ApiError) || err.status !== 404 || !/No such image/.test(err.message)) throw err;
-    const image = String(body.Image);
-    // docker's progress on a terminal; otherwise only the outcome (an error is one line).
-    const progress = process.stderr.isTTY ? process.stderr : { write: () => true } as unknown as NodeJS.WritableStream;
+    if (pullPolicy !== "missing" || !(err instanceof ApiError) || err.status !== 404 || !/No such image/.test(err.message)) throw err;
     progress.write(`Unable to find image '${image}' locally\n`);
     await pull(c, image, progress);
     return (await c.json<{ Id: string }>("POST", path, body)).Id;
@@ -390,7 +396,7 @@ export async function engineRun(c: Client, args: string[], f: EngineRunFlags): P
   // As docker's: the container stays after it ends (ps -a, logs, start) unless --rm was given.
   checkDetachKeys(f.detachKeys);
   const body = createBody(image, command, f);
-  const id = await createContainer(c, body, f.name);
+  const id = await createContainer(c, body, f.name, f.pull);
   if (f.detach) {
     await c.request("POST", `/containers/${id}/start`);
     out(`${id}\n`);
@@ -403,6 +409,7 @@ export async function engineRun(c: Client, args: string[], f: EngineRunFlags): P
 export function addEngineRunOptions(cmd: Command): Command {
   return cmd
     .option("-d, --detach", "run the container in the background and print its ID")
+    .option("--pull <policy>", "pull the image before creating: missing (default), always, never")
     .option("--restart <policy>", "restart policy: no, on-failure[:max-retries], always, unless-stopped")
     .option("--health-cmd <command>", "command to run to check health")
     .option("--health-interval <duration>", "time between health checks (e.g. 30s)")
@@ -545,7 +552,7 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
       .addOption(new Option("--network <mode>", "network: bridge, none, host, a network name or container:NAME").default("default", "bridge")));
     addEngineRunOptions(create).action(async (image: string, command: string[], f: EngineRunFlags, cmd: Command) => {
       const c = client(cmd);
-      out(`${await createContainer(c, createBody(image, command, f), f.name)}\n`);
+      out(`${await createContainer(c, createBody(image, command, f), f.name, f.pull)}\n`);
     });
 
     sub(parent, "start").description("Start one or more stopped containers").argument("<containers...>")

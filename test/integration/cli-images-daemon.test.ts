@@ -91,6 +91,22 @@ describe("berth image commands through BERTH_HOST", { skip, concurrency: false }
       assert.equal(again.stdout.match(/^Status: /gm)?.length, 1, show(again));
       assert.equal(again.stdout.match(/^Digest: /gm)?.length, 1, show(again));
       assert.match(again.stdout, /^Status: Image is up to date for /m);
+      // run --pull: never uses what is here or fails; always pulls first (even when the image is here).
+      assert.equal(d.berth(["run", "--rm", "--pull", "never", ref, "true"]).code, 0);
+      assert.equal(d.berth(["rmi", ref]).code, 0);
+      const never = d.berth(["run", "--rm", "--pull", "never", ref, "true"]);
+      assert.equal(never.code, 125, show(never));
+      assert.match(never.stderr, /No such image/);
+      const always = d.berth(["run", "--rm", "--pull", "always", ref, "echo", "pulled"]);
+      assert.equal(always.code, 0, show(always));
+      assert.equal(always.stdout, "pulled\n");
+      const bad = d.berth(["create", "--pull", "sometimes", ref]);
+      assert.equal(bad.code, 125, show(bad));
+      assert.match(bad.stderr, /invalid pull option: 'sometimes'/);
+      await reg.stop();
+      const offline = d.berth(["run", "--rm", "--pull", "always", ref, "true"]);
+      assert.notEqual(offline.code, 0, "--pull always pulls although the image is here (the registry is gone)");
+      assert.equal(d.berth(["run", "--rm", ref, "true"]).code, 0, "the default (missing) does not pull");
       assert.equal(d.berth(["rmi", ref]).code, 0);
     } finally {
       await reg.stop();
