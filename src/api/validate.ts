@@ -56,7 +56,8 @@ const HOST_FIELDS: Record<string, Kind> = {
   CpuShares: "number", Memory: "number", NanoCpus: "number", CpuPeriod: "number", CpuQuota: "number", CpusetCpus: "string",
   MemorySwap: "number", MemoryReservation: "number", PidsLimit: "number", Mounts: "array", Init: "boolean", ConsoleSize: "number[]",
   Dns: "string[]", ExtraHosts: "string[]", GroupAdd: "string[]", Ulimits: "array", DnsSearch: "string[]", DnsOptions: "string[]",
-  PublishAllPorts: "boolean",
+  PublishAllPorts: "boolean", ShmSize: "number", Sysctls: "map", Devices: "array", PidMode: "string", IpcMode: "string", UTSMode: "string",
+  CgroupnsMode: "string", OomKillDisable: "boolean", MaskedPaths: "string[]", ReadonlyPaths: "string[]",
 };
 
 const HEALTH_FIELDS: Record<string, Kind> = { Test: "string[]", Interval: "number", Timeout: "number", Retries: "number", StartPeriod: "number", StartInterval: "number" };

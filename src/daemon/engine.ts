@@ -9,7 +9,11 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { cgroupPids, cgroupStats, destroyCgroup, freezeCgroup, oomKilled, thawCgroup, updateCgroup } from "../cgroups/index.js";
-import { buildRunSpec, mergeEnvEntries, runResources, type RunOptions } from "../core/run-spec.js";
+import { buildRunSpec, checkCpusetCpus, mergeEnvEntries, runResources, type RunOptions } from "../core/run-spec.js";
+import { checkDeviceEntry, checkNanoCpus, parseNamespaceMode, parseSecurityOpts, ulimitRlimit } from "../core/isolation.js";
+import { BerthError } from "../errors.js";
+import { canRaiseRlimits, hostDevice, ownRlimitsHard } from "../runtime/host-limits.js";
+import { availableParallelism } from "node:os";
 import type { Mount, Process, Resources, Spec } from "../oci/spec.js";
 import { readHostFacts } from "../runtime/host-facts.js";
 import { processStartTime } from "../runtime/launch.js";
@@ -142,6 +146,9 @@ function emptyState(): ContainerRecord["State"] {
   return { Status: "created", Running: false, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: 0, ExitCode: 0, Error: "", StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME };
 }
 
+/** docker's /dev/shm size when ShmSize is 0. */
+const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
+
 export function defaultHostConfig(h: Partial<HostConfig>): HostConfig {
   return {
     Binds: h.Binds ?? null,
@@ -157,14 +164,14 @@ export function defaultHostConfig(h: Partial<HostConfig>): HostConfig {
     CapAdd: h.CapAdd ?? null,
     CapDrop: h.CapDrop ?? null,
     Dns: h.Dns ?? [], DnsOptions: h.DnsOptions ?? [], DnsSearch: h.DnsSearch ?? [],
-    ExtraHosts: h.ExtraHosts?.length ? h.ExtraHosts : null, GroupAdd: null,
-    IpcMode: "private", Cgroup: "", Links: null, OomScoreAdj: 0, PidMode: "",
+    ExtraHosts: h.ExtraHosts?.length ? h.ExtraHosts : null, GroupAdd: h.GroupAdd?.length ? h.GroupAdd : null,
+    IpcMode: h.IpcMode || "private", Cgroup: "", CgroupnsMode: h.CgroupnsMode || "private", Links: null, OomScoreAdj: 0, PidMode: h.PidMode ?? "",
     Privileged: h.Privileged ?? false,
     PublishAllPorts: h.PublishAllPorts ?? false,
     ReadonlyRootfs: h.ReadonlyRootfs ?? false,
     SecurityOpt: h.SecurityOpt ?? null,
     Tmpfs: h.Tmpfs,
-    UTSMode: "", UsernsMode: "", ShmSize: 67108864, Runtime: "berth", Isolation: "",
+    UTSMode: h.UTSMode ?? "", UsernsMode: "", ShmSize: h.ShmSize || DEFAULT_SHM_SIZE, Runtime: "berth", Isolation: "",
     CpuShares: h.CpuShares ?? 0,
     Memory: h.Memory ?? 0,
     NanoCpus: h.NanoCpus ?? 0,
@@ -176,12 +183,93 @@ export function defaultHostConfig(h: Partial<HostConfig>): HostConfig {
     MemoryReservation: h.MemoryReservation ?? 0,
     MemorySwap: h.MemorySwap ?? 0,
     MemorySwappiness: null,
-    OomKillDisable: null,
+    OomKillDisable: h.OomKillDisable ?? null,
     PidsLimit: h.PidsLimit ?? null,
-    Ulimits: null,
+    Ulimits: h.Ulimits?.length ? h.Ulimits : null,
+    Sysctls: h.Sysctls && Object.keys(h.Sysctls).length > 0 ? h.Sysctls : undefined,
+    Devices: h.Devices ?? [],
+    MaskedPaths: h.MaskedPaths ?? undefined,
+    ReadonlyPaths: h.ReadonlyPaths ?? undefined,
     Mounts: h.Mounts,
     Init: h.Init ?? null,
   };
+}
+
+/**
+ * The HostConfig fields for isolation and limits beyond the basic ones, as run options: each is applied
+ * by buildRunSpec or refused here (BerthError, worded for the user), never dropped.
+ */
+export function isolationRunOptions(r: Pick<ContainerRecord, "HostConfig" | "Config">, joins: { pid?: number; ipc?: number }): Partial<RunOptions> {
+  const h = r.HostConfig;
+  const sec = parseSecurityOpts(h.SecurityOpt ?? []);
+  const refuse = (what: string) => { throw new BerthError(`${what} is not supported by Berth`); };
+  // Fields Berth has no way to apply: refuse a non-default value rather than run without it.
+  if (h.CpusetMems) refuse("--cpuset-mems");
+  if (h.BlkioWeight) refuse("--blkio-weight");
+  if (h.MemorySwappiness !== null && h.MemorySwappiness !== undefined && h.MemorySwappiness !== -1) refuse("--memory-swappiness");
+  if (h.CgroupParent) refuse("--cgroup-parent");
+  if (h.OomScoreAdj) refuse("--oom-score-adj");
+  if (h.VolumesFrom?.length) refuse("--volumes-from");
+  if (h.Links?.length) refuse("--link");
+  if (h.UsernsMode && h.UsernsMode !== "host") refuse(`--userns ${h.UsernsMode}`);
+  if (h.Cgroup) refuse("--cgroup");
+  const extra = h as unknown as Record<string, unknown>;
+  for (const [field, flag] of [["DeviceCgroupRules", "--device-cgroup-rule"], ["DeviceRequests", "--gpus"], ["BlkioWeightDevice", "--blkio-weight-device"],
+    ["BlkioDeviceReadBps", "--device-read-bps"], ["BlkioDeviceWriteBps", "--device-write-bps"], ["BlkioDeviceReadIOps", "--device-read-iops"],
+    ["BlkioDeviceWriteIOps", "--device-write-iops"], ["StorageOpt", "--storage-opt"]] as const) {
+    const v = extra[field];
+    if (v && (Array.isArray(v) ? v.length > 0 : typeof v === "object" && Object.keys(v).length > 0)) refuse(flag);
+  }
+  for (const field of ["KernelMemory", "KernelMemoryTCP", "CpuRealtimePeriod", "CpuRealtimeRuntime", "IOMaximumIOps", "IOMaximumBandwidth", "CpuCount", "CpuPercent"]) {
+    if (typeof extra[field] === "number" && extra[field] !== 0) refuse(field);
+  }
+  const masked = h.MaskedPaths;
+  const readonly = h.ReadonlyPaths;
+  // docker's CLI turns --security-opt systempaths=unconfined into empty lists; other lists are not applied.
+  const pathsUnconfined = Array.isArray(masked) && masked.length === 0 && Array.isArray(readonly) && readonly.length === 0;
+  if (!pathsUnconfined && ((masked && masked.length > 0) || (readonly && readonly.length > 0) || Array.isArray(masked) !== Array.isArray(readonly))) {
+    refuse("a custom MaskedPaths/ReadonlyPaths list");
+  }
+  const pidMode = parseNamespaceMode("pid", h.PidMode ?? "");
+  const ipcMode = parseNamespaceMode("ipc", h.IpcMode ?? "");
+  const utsMode = parseNamespaceMode("uts", h.UTSMode ?? "") as "private" | "host";
+  const cgroupnsMode = parseNamespaceMode("cgroupns", h.CgroupnsMode ?? "") as "private" | "host";
+  const joined = (type: "pid" | "ipc", mode: typeof pidMode) =>
+    typeof mode === "object" ? { path: `/proc/${joins[type] ?? 0}/ns/${type}` } : mode;
+  const devices = (h.Devices ?? []).map((d) => {
+    checkDeviceEntry(d);
+    return hostDevice(d.PathOnHost, d.PathInContainer || d.PathOnHost);
+  });
+  const net = h.NetworkMode;
+  if (h.NanoCpus) checkNanoCpus(h.NanoCpus, availableParallelism());
+  return {
+    seccomp: !sec.seccompUnconfined,
+    noNewPrivileges: sec.noNewPrivileges,
+    systemPathsUnconfined: sec.systemPathsUnconfined || pathsUnconfined,
+    networkShared: net.startsWith("container:"),
+    domainname: r.Config.Domainname || undefined,
+    rlimits: (h.Ulimits ?? []).map(ulimitRlimit),
+    shmSize: h.ShmSize && h.ShmSize !== DEFAULT_SHM_SIZE ? h.ShmSize : undefined,
+    sysctls: h.Sysctls,
+    groupAdd: h.GroupAdd ?? undefined,
+    pidMode: joined("pid", pidMode),
+    ipcMode: joined("ipc", ipcMode),
+    // The joined container's /dev/shm, reached through its init's root.
+    shmSource: typeof ipcMode === "object" ? `/proc/${joins.ipc ?? 0}/root/dev/shm` : undefined,
+    utsMode,
+    cgroupnsMode,
+    devices,
+    memoryReservation: h.MemoryReservation > 0 ? h.MemoryReservation : undefined,
+    oomKillDisable: h.OomKillDisable === true ? true : undefined,
+  };
+}
+
+function parseModeOr400(flag: "pid" | "ipc", value: string): ReturnType<typeof parseNamespaceMode> {
+  try {
+    return parseNamespaceMode(flag, value);
+  } catch (err) {
+    throw badRequest((err as Error).message);
+  }
 }
 
 /** docker's Binds entry: "src:dst[:opts]". */
@@ -439,6 +527,7 @@ export class Engine {
     }
     if (!req.config.Image) throw badRequest("config.Image: no image given");
     const h = defaultHostConfig(req.hostConfig);
+    if (h.UTSMode === "host" && req.config.Hostname) throw badRequest("Conflicting options: hostname and the UTS mode");
     try {
       validateRestartPolicy(h.RestartPolicy, h.AutoRemove);
       parseLogOpts(h.LogConfig.Config);
@@ -476,6 +565,7 @@ export class Engine {
     this.#names.set(reserveName, id);
     try {
       const record = this.#buildRecord(id, reserveName, req, h, image);
+      this.#checkIsolation(record);
       if (endpoint.ip || endpoint.aliases?.length || endpoint.mac) record.berth.endpoint = endpoint;
       const dir = this.#dir(id);
       for (const d of ["", "upper", "work", "rootfs"]) mkdirSync(join(dir, d), { mode: 0o711 });
@@ -493,6 +583,20 @@ export class Engine {
     return { Id: id, Warnings: [] };
   }
 
+  /**
+   * Refuses at create, as docker does, what start could not apply: the spec is built once (without the
+   * network and joined namespaces, which start resolves) and thrown away.
+   */
+  #checkIsolation(r: ContainerRecord): void {
+    const h = r.HostConfig;
+    for (const [flag, mode] of [["pid", h.PidMode], ["ipc", h.IpcMode]] as const) {
+      const m = parseModeOr400(flag, mode);
+      if (typeof m === "object") this.lookup(m.container);
+    }
+    if (h.Init === true && !TINI.some((p) => existsSync(p))) return; // start says what is missing
+    this.#spec(r);
+  }
+
   #buildRecord(id: string, name: string, req: CreateRequest, h: HostConfig, image: ResolvedImage): ContainerRecord {
     const c = req.config;
     const ic = image.config;
@@ -503,7 +607,7 @@ export class Engine {
     if (argv.length === 0) throw badRequest("no command specified");
     const healthcheck = c.Healthcheck || ic.Healthcheck ? { ...(ic.Healthcheck ?? {}), ...Object.fromEntries(Object.entries(c.Healthcheck ?? {}).filter(([, v]) => v !== undefined && v !== 0 && !(Array.isArray(v) && v.length === 0))) } : undefined;
     const config: ContainerConfig = {
-      Hostname: c.Hostname || (h.NetworkMode === "host" ? readHostname() : id.slice(0, 12)),
+      Hostname: c.Hostname || (h.NetworkMode === "host" || h.UTSMode === "host" ? readHostname() : id.slice(0, 12)),
       Domainname: c.Domainname ?? "",
       User: c.User || ic.User || "",
       AttachStdin: c.AttachStdin ?? false,
@@ -646,7 +750,11 @@ export class Engine {
     }
   }
 
-  #spec(r: ContainerRecord, network?: ContainerNetwork): Spec {
+  /**
+   * The spec of a container. `joins` are the host pids of the containers whose pid/ipc namespaces
+   * --pid/--ipc container:NAME join (resolved at start; without them a placeholder serves for checks).
+   */
+  #spec(r: ContainerRecord, network?: ContainerNetwork, joins: { pid?: number; ipc?: number } = {}): Spec {
     const h = r.HostConfig;
     const c = r.Config;
     const lowerDirs = r.berth.lowerDirs;
@@ -655,7 +763,6 @@ export class Engine {
       return undefined;
     };
     let args = [r.Path, ...r.Args];
-    const seccompOff = (h.SecurityOpt ?? []).some((o) => /^seccomp[=:]unconfined$/.test(o));
     const init = h.Init === true;
     const binds: RunOptions["binds"] = r.Mounts.filter((m) => m.Type !== "tmpfs").map((m) => ({ source: m.Source, destination: m.Destination, readOnly: !m.RW }));
     if (init) {
@@ -684,7 +791,7 @@ export class Engine {
       env: c.Env,
       workdir: c.WorkingDir || undefined,
       user: c.User || undefined,
-      hostname: net === "host" ? undefined : c.Hostname,
+      hostname: net === "host" || h.UTSMode === "host" ? undefined : c.Hostname,
       tty: c.Tty,
       consoleSize: c.Tty && h.ConsoleSize[0] > 0 ? { rows: h.ConsoleSize[0], cols: h.ConsoleSize[1] } : undefined,
       network: net,
@@ -699,12 +806,15 @@ export class Engine {
       capAdd: h.CapAdd ?? [],
       capDrop: h.CapDrop ?? [],
       binds,
-      seccomp: !seccompOff,
       networkNamespacePath: network?.netnsPath,
     };
     let spec: Spec;
     try {
-      spec = buildRunSpec(opts, { id: r.Id, passwd: read("etc/passwd"), group: read("etc/group"), runtimeCapabilities: readHostFacts().runtimeCapabilities });
+      Object.assign(opts, isolationRunOptions(r, joins));
+      spec = buildRunSpec(opts, {
+        id: r.Id, passwd: read("etc/passwd"), group: read("etc/group"), runtimeCapabilities: readHostFacts().runtimeCapabilities,
+        ownRlimitsHard: ownRlimitsHard(), canRaiseRlimits: canRaiseRlimits(),
+      });
     } catch (err) {
       throw badRequest((err as Error).message);
     }
@@ -754,6 +864,19 @@ export class Engine {
     }
   }
 
+  /** The init pids of the containers whose pid/ipc namespaces --pid/--ipc container:NAME join; they must run. */
+  #namespaceJoins(r: ContainerRecord): { pid?: number; ipc?: number } {
+    const joins: { pid?: number; ipc?: number } = {};
+    for (const [type, mode] of [["pid", r.HostConfig.PidMode], ["ipc", r.HostConfig.IpcMode]] as const) {
+      const m = parseModeOr400(type, mode);
+      if (typeof m !== "object") continue;
+      const target = this.lookup(m.container);
+      if (!target.State.Running || !target.State.Pid) throw conflict(`cannot join ${type.toUpperCase()} of a non running container: ${target.Id}`);
+      joins[type] = target.State.Pid;
+    }
+    return joins;
+  }
+
   async #start(r: ContainerRecord, isRestart: boolean): Promise<void> {
     if (r.State.Status === "removing") throw conflict(`container ${r.Id.slice(0, 12)} is being removed`);
     if (r.State.Running) {
@@ -763,10 +886,11 @@ export class Engine {
     }
     const pending = this.#restartTimers.get(r.Id);
     if (pending) { clearTimeout(pending.timer); this.#restartTimers.delete(r.Id); }
+    const joins = this.#namespaceJoins(r);
     const network = await this.#prepareNetwork(r);
     let spec: Spec;
     try {
-      spec = this.#spec(r, network);
+      spec = this.#spec(r, network, joins);
     } catch (err) {
       await network?.release();
       throw err;
@@ -1125,6 +1249,8 @@ export class Engine {
       }
       let res: Resources;
       try {
+        if (u.NanoCpus) checkNanoCpus(u.NanoCpus, availableParallelism());
+        if (u.CpusetCpus) checkCpusetCpus(u.CpusetCpus, availableParallelism());
         const cpus = next.NanoCpus ? next.NanoCpus / 1e9 : next.CpuQuota > 0 ? next.CpuQuota / (next.CpuPeriod || 100_000) : undefined;
         res = runResources({
           rootfs: "", command: [],
@@ -1133,6 +1259,7 @@ export class Engine {
           cpus, cpuShares: next.CpuShares > 0 ? next.CpuShares : undefined,
           cpusetCpus: next.CpusetCpus || undefined,
           pidsLimit: next.PidsLimit !== null && next.PidsLimit !== 0 ? next.PidsLimit : undefined,
+          memoryReservation: next.MemoryReservation > 0 ? next.MemoryReservation : undefined,
         });
       } catch (err) {
         throw badRequest((err as Error).message);

@@ -94,6 +94,9 @@ export interface HostConfig {
   OomKillDisable: boolean | null;
   PidsLimit: number | null;
   Ulimits: { Name: string; Soft: number; Hard: number }[] | null;
+  Sysctls?: Record<string, string>;
+  Devices: { PathOnHost: string; PathInContainer: string; CgroupPermissions: string }[] | null;
+  CgroupnsMode: string;
   Mounts?: MountSpec[];
   Init: boolean | null;
   MaskedPaths?: string[];
