@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { join } from "node:path";
 import { BerthError } from "../errors.js";
 import { listen } from "../api/server.js";
+import { tryLock } from "../images/lock.js";
 import { removeOrphanedNetworking } from "../network/index.js";
 import { keepSpareHelper } from "../runtime/helper.js";
 import { DEFAULT_DATA_ROOT, DEFAULT_EXEC_ROOT, Engine } from "./engine.js";
@@ -37,9 +38,20 @@ export async function runDaemon(o: DaemonOptions): Promise<{ engine: Engine; sto
   const execRoot = o.execRoot ?? DEFAULT_EXEC_ROOT;
   const pidFile = o.pidFile ?? join(execRoot, "berth.pid");
   mkdirSync(execRoot, { recursive: true, mode: 0o711 });
+  // Two daemons on one data root would both adopt its containers and serve their networks' DNS: the
+  // root is held for the daemon's life. The in-process paths (BERTH_NO_DAEMON run, image commands)
+  // don't take it: they use the store's and the network state's own short locks, as the daemon does.
+  mkdirSync(dataRoot, { recursive: true, mode: 0o711 });
+  const rootLock = tryLock(join(dataRoot, "daemon.lock"));
+  if (!rootLock) {
+    let owner = "";
+    try { owner = readFileSync(join(dataRoot, "daemon.lock"), "utf8").trim().split(" ")[0]; } catch { /* released meanwhile */ }
+    throw new BerthError(`another berth daemon${owner ? ` (pid ${owner})` : ""} is using data root ${dataRoot}: stop it first or use another --data-root`);
+  }
   try {
     const other = Number(readFileSync(pidFile, "utf8").trim());
     if (other && other !== process.pid && pidAlive(other)) {
+      rootLock.release();
       throw new BerthError(`another berth daemon (pid ${other}) is running with exec root ${execRoot}: stop it first or use another --exec-root`);
     }
   } catch (err) {
@@ -65,6 +77,7 @@ export async function runDaemon(o: DaemonOptions): Promise<{ engine: Engine; sto
       engine.shutdown();
       await api.close();
       rmSync(pidFile, { force: true });
+      rootLock.release();
       if (!existsSync(dataRoot)) {
         // Nobody can use this root's bridges and rules again: its network state was deleted with it.
         await removeOrphanedNetworking(engine.net).catch((err: Error) => log(`removing the deleted root's networks: ${err.message}`));
