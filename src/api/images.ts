@@ -3,6 +3,8 @@
 import type { ServerResponse } from "node:http";
 import { BerthError } from "../errors.js";
 import { HOST_IMAGE_ID } from "../daemon/images.js";
+import { parseChanges } from "../daemon/commit-changes.js";
+import { type FilterableImage, filterImage, parseFilters, validateImageFilters } from "../daemon/filters.js";
 import { badRequest, conflict, notFound } from "../daemon/util.js";
 import { importRootfs, loadImages, saveImages } from "../images/archives.js";
 import { parseReference, withTag } from "../images/reference.js";
@@ -10,7 +12,7 @@ import type { ImageRecord } from "../images/store-api.js";
 import { pullImage } from "../distribution/pull.js";
 import { pushImage } from "../distribution/push.js";
 import type { Ctx } from "./server.js";
-import { boolParam } from "./validate.js";
+import { boolParam, normaliseStrSlices } from "./validate.js";
 
 function send(ctx: Ctx, status: number, body: unknown) {
   const res = ctx.res as ServerResponse;
@@ -54,9 +56,28 @@ export async function handleImages(ctx: Ctx, method: string): Promise<boolean> {
   let m: RegExpExecArray | null;
 
   if (method === "GET" && p === "/images/json") {
-    const out = store.listImages().map((i) => summary(i, users(i.id)));
-    if (e.list().some((c) => c.Image === HOST_IMAGE_ID)) {
-      out.push({ Id: HOST_IMAGE_ID, ParentId: "", RepoTags: ["host:latest"], RepoDigests: [], Created: 0, Size: 0, SharedSize: -1, VirtualSize: 0, Labels: {}, Containers: users(HOST_IMAGE_ID) });
+    const filters = parseFilters(ctx.query.get("filters"));
+    validateImageFilters(filters);
+    const hostInUse = e.list().some((c) => c.Image === HOST_IMAGE_ID);
+    const records = store.listImages();
+    const labels = new Map<string, Record<string, string>>();
+    for (const i of records) labels.set(i.id, (await store.imageConfig(i.id).catch(() => undefined))?.config?.Labels ?? {});
+    const images: FilterableImage[] = records.map((i) => ({ id: i.id, repoTags: i.repoTags, repoDigests: i.repoDigests, labels: labels.get(i.id) ?? {}, created: Date.parse(i.created) || 0 }));
+    if (hostInUse) images.push({ id: HOST_IMAGE_ID, repoTags: ["host:latest"], repoDigests: [], labels: {}, created: 0 });
+    // before/since name an image as any other request does: one that does not exist is a 404.
+    const find = (ref: string) => {
+      const hit = e.images.isHost(ref) ? images.find((i) => i.id === HOST_IMAGE_ID) : images.find((i) => i.id === store.resolveImageId(ref));
+      if (!hit) throw notFound(`No such image: ${ref}`);
+      return hit;
+    };
+    const out = [];
+    for (const [n, img] of images.entries()) {
+      const tags = filterImage(img, filters, find);
+      if (!tags) continue;
+      const rec = records[n] as ImageRecord | undefined;
+      out.push(rec
+        ? { ...summary(rec, users(rec.id)), RepoTags: tags, Labels: img.labels }
+        : { Id: HOST_IMAGE_ID, ParentId: "", RepoTags: tags, RepoDigests: [], Created: 0, Size: 0, SharedSize: -1, VirtualSize: 0, Labels: {}, Containers: users(HOST_IMAGE_ID) });
     }
     send(ctx, 200, out);
     return true;
@@ -93,8 +114,11 @@ export async function handleImages(ctx: Ctx, method: string): Promise<boolean> {
   if (method === "POST" && p === "/images/load") {
     res.writeHead(200, { "Content-Type": "application/json" });
     try {
-      const r = await loadImages(store, { stream: ctx.req }) as unknown as { images?: { id: string; references?: string[] }[] };
-      for (const i of r.images ?? []) for (const ref of i.references ?? [i.id]) res.write(`${JSON.stringify({ stream: `Loaded image: ${ref}\n` })}\n`);
+      const r = await loadImages(store, { stream: ctx.req });
+      for (const l of r.loaded) {
+        res.write(`${JSON.stringify({ stream: l.reference ? `Loaded image: ${l.reference}\n` : `Loaded image ID: ${l.id}\n` })}\n`);
+        e.events.publish("image", "load", l.id, l.reference ? { name: l.reference } : {});
+      }
       res.end();
     } catch (err) {
       res.end(`${JSON.stringify({ errorDetail: { message: (err as Error).message }, error: (err as Error).message })}\n`);
@@ -184,6 +208,8 @@ export async function handleImages(ctx: Ctx, method: string): Promise<boolean> {
     }
     try {
       const r = await store.removeImage(name, { force: boolParam(ctx.query.get("force")) });
+      // As dockerd: an untag per reference removed, then a delete when the image itself went.
+      for (const u of r.untagged) e.events.publish("image", "untag", id ?? r.deleted[0] ?? u, { name: u });
       for (const d of r.deleted) e.events.publish("image", "delete", d, { name });
       send(ctx, 200, [...r.untagged.map((u) => ({ Untagged: u })), ...r.deleted.map((d) => ({ Deleted: d }))]);
     } catch (err) {
@@ -203,7 +229,10 @@ export async function handleImages(ctx: Ctx, method: string): Promise<boolean> {
     const q = ctx.query;
     const container = q.get("container");
     if (!container) throw badRequest("container is required");
+    normaliseStrSlices(overrides);
+    const changes = parseChanges(q.getAll("changes"));
     const id = await e.commit(container, {
+      changes,
       repo: q.get("repo") || undefined, tag: q.get("tag") || undefined, comment: q.get("comment") || undefined, author: q.get("author") || undefined,
       pause: q.get("pause") === null ? true : boolParam(q.get("pause")), overrides: Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== null && v !== undefined && !(Array.isArray(v) && v.length === 0) && v !== "")),
     });

@@ -66,8 +66,17 @@ function checkFields(obj: Record<string, unknown>, fields: Record<string, Kind>,
   for (const [k, kind] of Object.entries(fields)) check(obj[k], kind, `${struct}.${k}`);
 }
 
-/** The body of POST /containers/create: docker's Config with HostConfig inside. */
+/**
+ * docker's strslice.StrSlice (Config.Cmd, Entrypoint, Shell) takes a lone string as a one-element list:
+ * made a list here, in place, so everything after sees a list.
+ */
+export function normaliseStrSlices(config: Record<string, unknown>): void {
+  for (const key of ["Cmd", "Entrypoint", "Shell"]) if (typeof config[key] === "string") config[key] = [config[key]];
+}
+
+/** The body of POST /containers/create: docker's Config with HostConfig inside (Cmd etc. normalised in place). */
 export function validateCreateBody(body: Record<string, unknown>): void {
+  normaliseStrSlices(body);
   checkFields(body, CONFIG_FIELDS, "ContainerConfigWrapper.Config");
   if (body.Healthcheck) checkFields(body.Healthcheck as Record<string, unknown>, HEALTH_FIELDS, "Config.Healthcheck");
   check(body.HostConfig, "object", "ContainerConfigWrapper.HostConfig");

@@ -21,6 +21,13 @@ import { addRunNetworkOptions, networkCreateFields, type RunNetworkFlags } from 
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
+/** A docker-style boolean flag's value (`--pause=false`); anything else is a clear error. */
+function parseBoolFlag(value: string): boolean {
+  if (/^(1|t|true)$/i.test(value)) return true;
+  if (/^(0|f|false)$/i.test(value)) return false;
+  throw new BerthError(`invalid boolean value "${value}": use --flag=true or --flag=false`);
+}
+
 function client(cmd: Command): Client {
   const root = cmd.parent?.parent ?? cmd.parent ?? cmd;
   const host = (root.opts() as { host?: string }).host ?? (cmd.parent?.opts() as { host?: string } | undefined)?.host;
@@ -835,8 +842,15 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
       });
 
     sub(parent, "commit").description("Create a new image from a container's changes").argument("<container>").argument("[repository]")
-      .action(async (ref: string, repo: string | undefined, _f: unknown, cmd: Command) => {
-        const r = await client(cmd).json<{ Id: string }>("POST", `/commit${query({ container: ref, repo })}`);
+      .option("-a, --author <string>", 'author (e.g. "John Hannibal Smith <hannibal@a-team.com>")')
+      .option("-c, --change <instruction>", "apply a Dockerfile instruction to the image (CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR)", collect, [])
+      .option("-m, --message <string>", "commit message")
+      .addOption(new Option("-p, --pause [bool]", "pause the container during commit").default(true).argParser(parseBoolFlag))
+      .action(async (ref: string, repoTag: string | undefined, f: { author?: string; change: string[]; message?: string; pause: boolean }, cmd: Command) => {
+        // docker splits REPOSITORY[:TAG] itself and sends both (a registry port's colon is not a tag).
+        const colon = repoTag ? repoTag.lastIndexOf(":") : -1;
+        const [repo, tag] = repoTag && colon > repoTag.lastIndexOf("/") ? [repoTag.slice(0, colon), repoTag.slice(colon + 1)] : [repoTag, undefined];
+        const r = await client(cmd).json<{ Id: string }>("POST", `/commit${query({ container: ref, repo, tag, comment: f.message, author: f.author, changes: f.change, pause: f.pause })}`);
         out(`${r.Id}\n`);
       });
 

@@ -12,6 +12,7 @@ import type { Descriptor } from "../images/store-api.js";
 import type { ImageStore } from "../images/store.js";
 import { parseReference } from "../images/reference.js";
 import type { ContainerConfig } from "./types.js";
+import { applyChanges, type Change } from "./commit-changes.js";
 import { badRequest, EngineError } from "./util.js";
 import { runCapture } from "./engine.js";
 
@@ -74,8 +75,10 @@ export interface CommitRequest {
   tag?: string;
   comment?: string;
   author?: string;
-  /** Config fields to set (docker's --change, already parsed, and the request body). */
+  /** Config fields to set (the request body's config). */
   overrides?: Partial<ContainerConfig>;
+  /** docker's --change instructions, applied last (parsed by parseChanges, so already valid). */
+  changes?: Change[];
   /**
    * For a container of the built-in `host` image, which is a directory and not a stored image: its
    * root filesystem, which becomes the new image's first layer (docker can always commit).
@@ -128,7 +131,7 @@ export async function commitContainer(c: CommitRequest): Promise<string> {
       ...base,
       created: now,
       author: c.author ?? base.author,
-      config: {
+      config: applyChanges({
         ...base.config,
         Env: o.Env ?? cc.Env,
         Cmd: o.Cmd ?? cc.Cmd,
@@ -139,8 +142,8 @@ export async function commitContainer(c: CommitRequest): Promise<string> {
         ExposedPorts: o.ExposedPorts ?? cc.ExposedPorts,
         Volumes: o.Volumes ?? cc.Volumes ?? undefined,
         StopSignal: o.StopSignal ?? cc.StopSignal,
-        Healthcheck: cc.Healthcheck,
-      },
+        Healthcheck: o.Healthcheck ?? cc.Healthcheck,
+      }, c.changes ?? []),
       rootfs: { type: "layers" as const, diff_ids: [...base.rootfs.diff_ids, layer.digest] },
       history: [...(base.history ?? []), { created: now, created_by: "berth commit", comment: c.comment || undefined }],
     };

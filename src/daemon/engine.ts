@@ -29,6 +29,7 @@ import { HealthMonitor } from "./health.js";
 import { HOST_IMAGE_ID, ImageBackend, type ResolvedImage } from "./images.js";
 import { JsonLogWriter, type LogEntry, parseLogOpts, readLog, type ReadOptions } from "./jsonlog.js";
 import { nextBackoff, shouldRestart, validateRestartPolicy } from "./restart.js";
+import type { Change } from "./commit-changes.js";
 import { adoptProcess, type ContainerProcess, createProcess, type ExecProcess, execProcess, type MonitorFiles } from "./supervisor.js";
 import { monitorAlive, readExitFile } from "../runtime/monitor.js";
 import type { BerthPrivate, ContainerConfig, ContainerRecord, HostConfig, MountPoint } from "./types.js";
@@ -1681,7 +1682,7 @@ export class Engine {
   }
 
   /** docker commit: the container's changes as a new image on top of its image. */
-  async commit(ref: string, o: { repo?: string; tag?: string; comment?: string; author?: string; pause?: boolean; overrides?: Partial<ContainerConfig> }): Promise<string> {
+  async commit(ref: string, o: { repo?: string; tag?: string; comment?: string; author?: string; pause?: boolean; overrides?: Partial<ContainerConfig>; changes?: Change[] }): Promise<string> {
     const r = this.lookup(ref);
     const paused = o.pause !== false && r.State.Running && !r.State.Paused && r.berth.cgroup;
     if (paused && r.berth.cgroup) await freezeCgroup(r.berth.cgroup);
@@ -1693,7 +1694,7 @@ export class Engine {
         skip: initLayerPaths(join(this.#dir(r.Id), "upper"), (rel) => r.berth.lowerDirs.some((d) => { try { lstatSync(join(d, rel)); return true; } catch { return false; } })),
         // The built-in host image is a directory, not a stored image: its rootfs becomes the base layer.
         baseRootfs: r.Image === HOST_IMAGE_ID ? r.berth.lowerDirs[0] : undefined,
-        containerConfig: r.Config, repo: o.repo, tag: o.tag, comment: o.comment, author: o.author, overrides: o.overrides,
+        containerConfig: r.Config, repo: o.repo, tag: o.tag, comment: o.comment, author: o.author, overrides: o.overrides, changes: o.changes,
       });
       this.#event(r, "commit");
       return id;

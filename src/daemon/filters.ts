@@ -1,6 +1,6 @@
 // docker's `filters` query parameter: JSON of {key: [values]} or the older {key: {value: true}}.
 
-import { badRequest } from "./util.js";
+import { badRequest, goDurationMs } from "./util.js";
 
 export type Filters = Record<string, string[]>;
 
@@ -80,4 +80,97 @@ export function containerMatches(c: FilterableContainer, f: Filters, find: (ref:
     all("before", (v) => { const o = find(v); return o !== undefined && c.created < o.created; }) &&
     all("since", (v) => { const o = find(v); return o !== undefined && c.created > o.created; })
   );
+}
+
+export const IMAGE_FILTERS = ["before", "dangling", "label", "reference", "since", "until"];
+
+/** GET /images/json's filters, checked as dockerd does (one line per bad key or value). */
+export function validateImageFilters(f: Filters): void {
+  for (const key of Object.keys(f)) {
+    if (!IMAGE_FILTERS.includes(key)) throw badRequest(`Invalid filter '${key}'`);
+  }
+  for (const v of f.dangling ?? []) {
+    if (!["true", "false", "1", "0"].includes(v.toLowerCase())) throw badRequest(`Invalid filter 'dangling=${v}'`);
+  }
+  for (const v of f.until ?? []) {
+    if (Number.isNaN(timestampFilter(v))) throw badRequest(`invalid value for 'until': ${v}`);
+  }
+}
+
+/**
+ * A filter timestamp in ms: Unix seconds (with a fraction), an RFC 3339 date, or a Go duration ago
+ * ("10m", "1h30m"), as docker's `until`.
+ */
+export function timestampFilter(text: string, now = Date.now()): number {
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
+  const ago = goDurationMs(text);
+  if (ago !== undefined) return now - ago;
+  return /^\d{4}-\d{2}-\d{2}/.test(text) ? Date.parse(text) : NaN;
+}
+
+const escapeRegex = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+
+/** Go's path.Match for a whole string: `*` and `?` stop at '/', `[...]` classes (`^` negates). */
+export function globMatch(pattern: string, text: string): boolean {
+  let re = "";
+  for (let i = 0; i < pattern.length; i++) {
+    const ch = pattern[i];
+    if (ch === "*") re += "[^/]*";
+    else if (ch === "?") re += "[^/]";
+    else if (ch === "[") {
+      const end = pattern.indexOf("]", i + 1);
+      if (end < 0) return false; // Go: ErrBadPattern, which matches nothing
+      re += `[${pattern.slice(i + 1, end)}]`;
+      i = end;
+    } else if (ch === "\\" && i + 1 < pattern.length) re += escapeRegex(pattern[++i]);
+    else re += escapeRegex(ch);
+  }
+  try {
+    return new RegExp(`^${re}$`).test(text);
+  } catch {
+    return false;
+  }
+}
+
+/** docker's reference.FamiliarMatch: the pattern against the name without its tag, then with it. */
+export function referenceMatches(pattern: string, familiarTag: string): boolean {
+  const at = familiarTag.indexOf("@");
+  const colon = familiarTag.lastIndexOf(":");
+  const name = at >= 0 ? familiarTag.slice(0, at) : colon > familiarTag.lastIndexOf("/") ? familiarTag.slice(0, colon) : familiarTag;
+  return globMatch(pattern, name) || globMatch(pattern, familiarTag);
+}
+
+export interface FilterableImage {
+  id: string;
+  repoTags: string[];
+  repoDigests: string[];
+  labels: Record<string, string>;
+  /** ms since the epoch */
+  created: number;
+}
+
+/**
+ * Applies the image filters to one image: undefined when it is left out, else the RepoTags to show
+ * (with `reference`, only the tags that match, as dockerd). `find` resolves before/since images.
+ */
+export function filterImage(img: FilterableImage, f: Filters, find: (ref: string) => FilterableImage | undefined): string[] | undefined {
+  const dangling = img.repoTags.length === 0 && img.repoDigests.length === 0;
+  if (f.dangling?.length) {
+    const want = f.dangling.some((v) => ["true", "1"].includes(v.toLowerCase()));
+    if (want !== dangling) return undefined;
+  }
+  if (f.label && !f.label.every((v) => labelMatches(img.labels, v))) return undefined;
+  for (const v of f.before ?? []) {
+    const o = find(v);
+    if (!o || !(img.created < o.created)) return undefined;
+  }
+  for (const v of f.since ?? []) {
+    const o = find(v);
+    if (!o || !(img.created > o.created)) return undefined;
+  }
+  if (f.until?.length && !f.until.every((v) => img.created < timestampFilter(v))) return undefined;
+  if (!f.reference?.length) return img.repoTags;
+  const matches = (ref: string) => f.reference.some((p) => referenceMatches(p, ref));
+  const tags = img.repoTags.filter(matches);
+  return tags.length > 0 || img.repoDigests.some(matches) ? tags : undefined;
 }

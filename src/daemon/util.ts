@@ -215,6 +215,15 @@ export function parseTimeArg(value: string, now = Date.now()): number {
   return t;
 }
 
+/** A Go duration ("1h30m", "500ms", "1.5s") in ms; undefined when it is not one. */
+export function goDurationMs(text: string): number | undefined {
+  if (!/^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/.test(text)) return undefined;
+  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let total = 0;
+  for (const [, n, u] of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) total += Number(n) * unit[u];
+  return total;
+}
+
 /** Nanosecond-precision time from an RFC 3339 string, as a bigint (for comparisons finer than ms). */
 export function parseNanoTime(value: string): bigint {
   const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(value);
