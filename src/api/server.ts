@@ -236,6 +236,10 @@ route("GET", "/system/df", (ctx) => {
   sendJson(ctx, 200, { LayersSize: layersSize, Images: images, Containers: e.diskUsageContainers(), Volumes: volumes, BuildCache: [] });
 });
 
+// Berth has no builder and so no build cache: prune answers as a daemon with an empty cache does
+// (`docker system prune` calls it after containers, networks and images).
+route("POST", "/build/prune", (ctx) => sendJson(ctx, 200, { CachesDeleted: null, SpaceReclaimed: 0 }));
+
 // ---- containers ---------------------------------------------------------------------------------------
 
 route("GET", "/containers/json", (ctx) => {
@@ -591,7 +595,12 @@ route("POST", "/volumes/create", async (ctx) => {
   sendJson(ctx, 201, volumeJson(volume));
 });
 
-route("POST", "/volumes/prune", (ctx) => sendJson(ctx, 200, ctx.engine.pruneVolumes(parseFilters(ctx.query.get("filters")))));
+route("POST", "/volumes/prune", (ctx) => {
+  const filters = parseFilters(ctx.query.get("filters"));
+  // Before API 1.42 prune removed every unused volume; 1.42 made named ones need all=true.
+  if (compareVersions(ctx.version, "1.42") < 0 && !filters.all) filters.all = ["true"];
+  sendJson(ctx, 200, ctx.engine.pruneVolumes(filters));
+});
 
 route("GET", "/volumes/{name}", (ctx) => sendJson(ctx, 200, volumeJson(ctx.engine.volumes.mustGet(ctx.params[0]))));
 

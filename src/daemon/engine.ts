@@ -504,9 +504,11 @@ export class Engine {
       return;
     }
     const policy = r.HostConfig.RestartPolicy.Name;
-    if (wasActive && !b.manuallyStopped && (policy === "always" || policy === "unless-stopped" || (policy === "on-failure" && r.State.ExitCode !== 0))) {
+    if (wasActive && (policy === "always" || (!b.manuallyStopped && (policy === "unless-stopped" || (policy === "on-failure" && r.State.ExitCode !== 0))))) {
       await this.start(r.Id).catch((err) => this.#log(`restarting ${r.Id.slice(0, 12)}: ${(err as Error).message}`));
-    } else if (policy === "always" && !wasActive && !b.manuallyStopped && r.State.StartedAt !== ZERO_TIME) {
+    } else if (policy === "always" && !wasActive && r.State.StartedAt !== ZERO_TIME) {
+      // As dockerd: `always` brings a container back when the daemon starts even after a `docker stop`
+      // (that is what sets unless-stopped apart); one that never ran stays created.
       await this.start(r.Id).catch(() => undefined);
     }
   }
@@ -908,6 +910,12 @@ export class Engine {
       mkdirSync(join(dir, "work"), { mode: 0o711 });
     }
     r.berth.manuallyStopped = false;
+    // A start by the user (or the daemon's own at boot) begins a new run of failures, as dockerd resets
+    // its restart manager: on-failure:N may restart N more times, and the back-off starts over.
+    if (!isRestart) {
+      r.RestartCount = 0;
+      this.#backoff.delete(r.Id);
+    }
     let proc: ContainerProcess;
     try {
       proc = await createProcess({
@@ -1312,7 +1320,8 @@ export class Engine {
     validateContainerFilters(f);
     const find = (ref: string) => { try { return this.#filterable(this.lookup(ref)); } catch { return undefined; } };
     let rows = this.list()
-      .filter((r) => o.all || r.State.Running || r.State.Restarting || (f.status && f.status.length > 0) || (f.exited && f.exited.length > 0))
+      // A limit lists the last containers of any state, as dockerd (`ps -n`/`-l` include stopped ones).
+      .filter((r) => o.all || (o.limit ?? 0) > 0 || r.State.Running || r.State.Restarting || (f.status && f.status.length > 0) || (f.exited && f.exited.length > 0))
       .filter((r) => containerMatches(this.#filterable(r), f, find))
       .sort((a, b) => Date.parse(b.Created) - Date.parse(a.Created));
     if (o.limit && o.limit > 0) rows = rows.slice(0, o.limit);

@@ -66,6 +66,12 @@ export class VolumeStore {
     for (const k of Object.keys(o.options ?? {})) {
       if (!["type", "device", "o"].includes(k)) throw badRequest(`create ${volName}: invalid option key: "${k}"`);
     }
+    // The local driver's type/device/o mount a filesystem (tmpfs, a bind, NFS...) on the volume while
+    // containers use it. Berth does not mount volumes yet: refused rather than accepted and ignored (a
+    // "size=1m" tmpfs that is really the data root's disk).
+    if (Object.keys(o.options ?? {}).length > 0) {
+      throw badRequest(`create ${volName}: the local driver's mount options (type, device, o) are not supported by Berth: use a plain volume, --mount type=tmpfs or a bind mount`);
+    }
     const existing = this.get(volName);
     if (existing) return { volume: existing, created: false };
     const tmp = join(this.root, `.tmp-${volName}-${process.pid}`);
