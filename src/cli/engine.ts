@@ -148,13 +148,18 @@ export interface EngineRunFlags extends Partial<Omit<RunNetworkFlags, "network">
   detachKeys?: string;
 }
 
-/** berth run/create flags -> the body of POST /containers/create. */
-export function createBody(image: string, command: string[], f: EngineRunFlags): Record<string, unknown> {
-  const env = [...f.envFile.flatMap((file) => {
+/** --env-file files, then -e (a bare NAME takes our value; unset, it is left out), as docker's CLI. */
+function environment(envFiles: string[], env: string[]): string[] {
+  return [...envFiles.flatMap((file) => {
     let text: string;
     try { text = readFileSync(file, "utf8"); } catch { throw new BerthError(`cannot read --env-file ${file}: no such file`); }
     return parseEnvFile(text, file);
-  }), ...f.env.map((e) => (e.includes("=") ? e : process.env[e] !== undefined ? `${e}=${process.env[e]}` : e))].filter((e) => e.includes("="));
+  }), ...env.map((e) => (e.includes("=") ? e : process.env[e] !== undefined ? `${e}=${process.env[e]}` : e))].filter((e) => e.includes("="));
+}
+
+/** berth run/create flags -> the body of POST /containers/create. */
+export function createBody(image: string, command: string[], f: EngineRunFlags): Record<string, unknown> {
+  const env = environment(f.envFile, f.env);
   const binds: string[] = [];
   const anon: Record<string, object> = {};
   for (const v of f.volume) {
@@ -658,17 +663,18 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
     sub(parent, "exec").description("Execute a command in a running container").argument("<container>").argument("<command...>")
       .passThroughOptions()
       .option("-i, --interactive", "keep stdin open").option("-t, --tty", "allocate a pseudo-TTY").option("-d, --detach", "run in the background")
-      .option("-e, --env <KEY=VALUE>", "environment variable", collect, []).option("-w, --workdir <dir>", "working directory")
+      .option("-e, --env <KEY=VALUE>", "environment variable", collect, []).option("--env-file <file>", "read environment variables from a file", collect, [])
+      .option("-w, --workdir <dir>", "working directory")
       .option("-u, --user <user>", "user").option("--privileged", "extended privileges")
       .option("--detach-keys <keys>", "key sequence that detaches from the exec (default ctrl-p,ctrl-q)")
-      .action(async (ref: string, command: string[], f: { interactive?: boolean; tty?: boolean; detach?: boolean; env: string[]; workdir?: string; user?: string; privileged?: boolean; detachKeys?: string }, cmd: Command) => {
+      .action(async (ref: string, command: string[], f: { interactive?: boolean; tty?: boolean; detach?: boolean; env: string[]; envFile: string[]; workdir?: string; user?: string; privileged?: boolean; detachKeys?: string }, cmd: Command) => {
         const c = client(cmd);
         const tty = Boolean(f.tty);
         checkDetachKeys(f.detachKeys);
         if (refuseNonTerminalStdin(Boolean(f.interactive) && !f.detach, tty)) return onExit(1);
         const { Id } = await c.json<{ Id: string }>("POST", `/containers/${enc(ref)}/exec`, {
           AttachStdin: Boolean(f.interactive) && !f.detach, AttachStdout: !f.detach, AttachStderr: !f.detach, Tty: tty, Cmd: command, DetachKeys: f.detachKeys,
-          Env: f.env, WorkingDir: f.workdir ?? "", User: f.user ?? "", Privileged: Boolean(f.privileged),
+          Env: environment(f.envFile, f.env), WorkingDir: f.workdir ?? "", User: f.user ?? "", Privileged: Boolean(f.privileged),
           ConsoleSize: tty && process.stdout.isTTY ? [process.stdout.rows, process.stdout.columns] : undefined,
         });
         if (f.detach) {

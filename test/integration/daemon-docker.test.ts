@@ -356,6 +356,9 @@ describe("berth daemon via the docker CLI", { skip, concurrency: false }, () => 
     assert.match(ok(d.berth(["ps", "--format", "{{.Names}} {{.State}}"]), "ps"), /^bc running$/m);
     assert.equal(ok(d.berth(["ps", "-q", "--no-trunc"]), "ps -q").trim(), id);
     assert.equal(ok(d.berth(["exec", "bc", "sh", "-c", "echo from-exec"]), "exec"), "from-exec\n");
+    const envFile = join(d.root, "exec.env");
+    writeFileSync(envFile, "# a comment\nFROM_FILE=file\nBOTH=file\n");
+    assert.equal(ok(d.berth(["exec", "--env-file", envFile, "-e", "BOTH=flag", "bc", "sh", "-c", "echo $FROM_FILE $BOTH"]), "exec --env-file"), "file flag\n");
     assert.equal(ok(d.berth(["logs", "bc"]), "logs"), "hello\n");
     assert.equal(ok(d.berth(["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", "bc"]), "inspect").trim(), "unless-stopped");
     assert.equal(ok(d.berth(["stop", "-t", "0", "bc"]), "stop").trim(), "bc");
