@@ -13,10 +13,10 @@ import { hostMemory, runCapture } from "../daemon/engine.js";
 import { attachDetachKeys, DetachScanner, execDetachKeys } from "../daemon/detach-keys.js";
 import { eventMatches } from "../daemon/events.js";
 import { parseFilters } from "../daemon/filters.js";
-import { badRequest, conflict, EngineError, notFound, parseTimeArg } from "../daemon/util.js";
+import { badRequest, EngineError, notFound, parseTimeArg } from "../daemon/util.js";
 import { volumeJson } from "../daemon/volumes.js";
 import { handleImages } from "./images.js";
-import { connectContainer, createNetwork, disconnectContainer, inspectNetwork, listNetworks, pruneNetworks, removeNetwork } from "../network/index.js";
+import { createNetwork, inspectNetwork, listNetworks, pruneNetworks, removeNetwork } from "../network/index.js";
 import { API_VERSION, buildStamp, compareVersions, frame, MIN_API_VERSION, splitVersion } from "./stream.js";
 
 const BUILD = buildStamp();
@@ -622,7 +622,10 @@ async function networkCall<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-route("GET", "/networks", async (ctx) => sendJson(ctx, 200, await networkCall(() => listNetworks(ctx.engine.net))));
+route("GET", "/networks", async (ctx) => {
+  const filters = parseFilters(ctx.query.get("filters"));
+  sendJson(ctx, 200, await networkCall(() => listNetworks(ctx.engine.net, filters)));
+});
 route("GET", "/networks/{id}", async (ctx) => sendJson(ctx, 200, await networkCall(() => inspectNetwork(ctx.engine.net, ctx.params[0]))));
 route("POST", "/networks/create", async (ctx) => {
   const body = await jsonBody(ctx);
@@ -641,28 +644,28 @@ route("POST", "/networks/create", async (ctx) => {
   sendJson(ctx, 201, created);
 });
 route("DELETE", "/networks/{id}", async (ctx) => {
-  await networkCall(() => removeNetwork(ctx.engine.net, ctx.params[0]));
+  const net = await networkCall(() => removeNetwork(ctx.engine.net, ctx.params[0]));
+  ctx.engine.events.publish("network", "destroy", net.id, { name: net.name, type: net.driver });
   sendEmpty(ctx, 204);
 });
 route("POST", "/networks/{id}/connect", async (ctx) => {
   const body = await jsonBody(ctx);
   if (typeof body.Container !== "string") throw badRequest("Container: the container to connect is required");
-  const r = ctx.engine.lookup(body.Container);
-  if (!r.State.Running || !r.State.Pid) throw conflict(`container ${r.Id.slice(0, 12)} is not running`);
-  const cfg = (body.EndpointConfig ?? {}) as { Aliases?: string[]; IPAMConfig?: { IPv4Address?: string } };
-  await networkCall(() => connectContainer(ctx.engine.net, ctx.params[0], {
-    containerId: r.Id, name: r.Name.replace(/^\//, ""), pid: r.State.Pid, ip: cfg.IPAMConfig?.IPv4Address || undefined, aliases: cfg.Aliases,
-  }));
+  const cfg = (body.EndpointConfig ?? {}) as { Aliases?: string[] | null; IPAMConfig?: { IPv4Address?: string } | null };
+  await ctx.engine.connectNetwork(ctx.params[0], body.Container, { ip: cfg.IPAMConfig?.IPv4Address || undefined, aliases: cfg.Aliases ?? undefined });
   sendEmpty(ctx, 200);
 });
 route("POST", "/networks/{id}/disconnect", async (ctx) => {
   const body = await jsonBody(ctx);
   if (typeof body.Container !== "string") throw badRequest("Container: the container to disconnect is required");
-  const r = ctx.engine.lookup(body.Container);
-  await networkCall(() => disconnectContainer(ctx.engine.net, ctx.params[0], r.Id));
+  await ctx.engine.disconnectNetwork(ctx.params[0], body.Container);
   sendEmpty(ctx, 200);
 });
-route("POST", "/networks/prune", async (ctx) => sendJson(ctx, 200, { NetworksDeleted: await networkCall(() => pruneNetworks(ctx.engine.net)) }));
+route("POST", "/networks/prune", async (ctx) => {
+  const filters = parseFilters(ctx.query.get("filters"));
+  const publish = (net: { id: string; name: string; driver: string }) => ctx.engine.events.publish("network", "destroy", net.id, { name: net.name, type: net.driver });
+  sendJson(ctx, 200, { NetworksDeleted: await networkCall(() => pruneNetworks(ctx.engine.net, filters, publish)) });
+});
 
 // ---- dispatch -----------------------------------------------------------------------------------------------
 

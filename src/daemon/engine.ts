@@ -37,9 +37,12 @@ import { badRequest, conflict, EngineError, humanDuration, KeyedMutex, NAME_PATT
 import { VolumeStore } from "./volumes.js";
 import {
   type ContainerNetwork,
+  connectContainer,
   containerNetworkSettings,
+  disconnectContainer,
   inspectNetwork,
   type NetworkContext,
+  networkIdsByName,
   networkContext,
   parseAddHost,
   portSpecsFromDocker,
@@ -498,6 +501,7 @@ export class Engine {
     } else if (r.State.Status !== "created" && r.State.Status !== "exited" && r.State.Status !== "dead") {
       r.State.Status = "exited";
     }
+    r.NetworkSettings = this.#networkSettingsOf(r);
     this.#save(r);
     if (r.HostConfig.AutoRemove && wasActive) {
       await this.remove(r.Id, { force: true, volumes: true }).catch(() => undefined);
@@ -539,13 +543,9 @@ export class Engine {
     }
     if (h.LogConfig.Type !== "json-file" && h.LogConfig.Type !== "none") throw badRequest(`logging driver "${h.LogConfig.Type}" is not supported (json-file, none)`);
     const net = h.NetworkMode;
-    if (!["none", "host", "default", "bridge"].includes(net) && !net.startsWith("container:")) {
-      try {
-        await inspectNetwork(this.net, net);
-      } catch {
-        throw notFound(`network ${net} not found`);
-      }
-    }
+    // A missing network is found at start (dockerd 20.10's way: create succeeds, start answers 404), not
+    // here: docker's CLI takes a 404 from create for a missing image and tries to pull it.
+    if (net.startsWith("container:") && req.config.Hostname) throw badRequest("conflicting options: hostname and the network mode");
     if (req.hostConfig.PortBindings && Object.keys(req.hostConfig.PortBindings).length > 0 && (net === "none" || net === "host")) {
       throw badRequest(`port publishing needs a bridge network, not --network ${net}`);
     }
@@ -833,10 +833,121 @@ export class Engine {
     return mode === "default" || mode === "" ? "bridge" : mode;
   }
 
-  async #prepareNetwork(r: ContainerRecord): Promise<ContainerNetwork | undefined> {
+  /**
+   * `network connect`: a running container gets the interface now; any container keeps the network in
+   * its record, so it is attached again at each start (dockerd's way; a created container too).
+   */
+  async connectNetwork(netRef: string, containerRef: string, cfg: { ip?: string; aliases?: string[] }): Promise<void> {
+    const r0 = this.lookup(containerRef);
+    await this.#mutex.run(r0.Id, async () => {
+      const r = this.lookup(r0.Id);
+      const mode = this.#networkMode(r);
+      if (mode === "host" || mode === "none" || mode.startsWith("container:")) {
+        throw badRequest(`container ${r.Id.slice(0, 12)} uses --network ${mode}: it cannot be connected to other networks`);
+      }
+      const net = await this.#findNetwork(netRef);
+      if (net.Name === "host" || net.Name === "none") throw badRequest(`container cannot be connected to the ${net.Name} network`);
+      if (net.Name === "bridge" && cfg.aliases?.length) throw badRequest("network-scoped aliases are only supported for user-defined networks");
+      if (net.Name === "bridge" && cfg.ip) throw badRequest("user specified IP address is supported on user defined networks only");
+      const attached = await this.#attachedByName(r);
+      if (net.Name in attached) throw new EngineError(403, `endpoint with name ${r.Name.slice(1)} already exists in network ${net.Name}`);
+      if (r.State.Running && r.State.Pid) {
+        try {
+          await connectContainer(this.net, net.Id, { containerId: r.Id, name: r.Name.slice(1), pid: r.State.Pid, ip: cfg.ip, aliases: cfg.aliases });
+        } catch (err) {
+          throw badRequest((err as Error).message);
+        }
+      }
+      attached[net.Name] = { ...(cfg.ip ? { ip: cfg.ip } : {}), ...(cfg.aliases?.length ? { aliases: cfg.aliases } : {}) };
+      r.berth.networks = attached;
+      r.NetworkSettings = this.#networkSettingsOf(r);
+      this.#save(r);
+      this.events.publish("network", "connect", net.Id, { container: r.Id, name: net.Name, type: net.Driver });
+    });
+  }
+
+  /** `network disconnect`: the interface goes now (if it runs) and the network leaves the record. */
+  async disconnectNetwork(netRef: string, containerRef: string): Promise<void> {
+    const r0 = this.lookup(containerRef);
+    await this.#mutex.run(r0.Id, async () => {
+      const r = this.lookup(r0.Id);
+      const mode = this.#networkMode(r);
+      if (mode === "host" || mode === "none" || mode.startsWith("container:")) {
+        throw badRequest(`container ${r.Id.slice(0, 12)} uses --network ${mode}: it cannot be disconnected from it`);
+      }
+      const net = await this.#findNetwork(netRef);
+      const attached = await this.#attachedByName(r);
+      if (!(net.Name in attached)) throw badRequest(`container ${r.Id.slice(0, 12)} is not connected to network ${net.Name}`);
+      if (r.State.Running) {
+        try {
+          await disconnectContainer(this.net, net.Id, r.Id);
+        } catch (err) {
+          if (!/is not connected/.test((err as Error).message)) throw badRequest((err as Error).message);
+        }
+      }
+      delete attached[net.Name];
+      r.berth.networks = attached;
+      r.NetworkSettings = this.#networkSettingsOf(r);
+      this.#save(r);
+      this.events.publish("network", "disconnect", net.Id, { container: r.Id, name: net.Name, type: net.Driver });
+    });
+  }
+
+  async #findNetwork(ref: string): Promise<{ Name: string; Id: string; Driver: string }> {
+    try {
+      return await inspectNetwork(this.net, ref);
+    } catch {
+      throw notFound(`network ${ref} not found`);
+    }
+  }
+
+  /** The container's attachments keyed by each network's name (NetworkMode may name one by id). */
+  async #attachedByName(r: ContainerRecord): Promise<NonNullable<BerthPrivate["networks"]>> {
+    const out: NonNullable<BerthPrivate["networks"]> = {};
+    for (const [ref, cfg] of this.#attachments(r)) {
+      const name = await inspectNetwork(this.net, ref).then((n) => n.Name, () => ref);
+      out[name] = cfg;
+    }
+    return out;
+  }
+
+  /** The networks a container is attached to at start, in order (the first gets eth0, /etc files, ports). */
+  #attachments(r: ContainerRecord): [string, { ip?: string; aliases?: string[]; mac?: string }][] {
+    if (r.berth.networks) return Object.entries(r.berth.networks);
     const mode = this.#networkMode(r);
-    if (mode === "none" || mode === "host") return undefined;
+    if (mode === "none" || mode === "host" || mode.startsWith("container:")) return [];
+    return [[mode, r.berth.endpoint ?? {}]];
+  }
+
+  /** inspect's NetworkSettings: the live endpoints while it runs, else the networks it will attach to. */
+  #networkSettingsOf(r: ContainerRecord): ContainerRecord["NetworkSettings"] {
+    const mode = this.#networkMode(r);
+    if (mode === "none" || mode === "host" || mode.startsWith("container:")) return networkSettings(r.HostConfig.NetworkMode);
+    if (r.State.Running) {
+      const live = containerNetworkSettings(this.net, r.Id, Object.keys(r.Config.ExposedPorts ?? {}));
+      const networks = live.Networks as Record<string, Record<string, unknown>>;
+      for (const [name, cfg] of this.#attachments(r)) if (cfg.ip && networks[name]) networks[name].IPAMConfig = { IPv4Address: cfg.ip };
+      return live;
+    }
+    const settings = networkSettings(r.HostConfig.NetworkMode);
+    const template = Object.values(settings.Networks as Record<string, Record<string, unknown>>)[0];
+    const ids = networkIdsByName(this.net);
+    settings.Networks = Object.fromEntries(this.#attachments(r).map(([name, cfg]) => [name, {
+      ...template, NetworkID: ids[name] ?? "", IPAMConfig: cfg.ip ? { IPv4Address: cfg.ip } : null, Aliases: cfg.aliases?.length ? cfg.aliases : null,
+    }]));
+    return settings;
+  }
+
+  async #prepareNetwork(r: ContainerRecord): Promise<ContainerNetwork | undefined> {
+    let mode = this.#networkMode(r);
     const h = r.HostConfig;
+    const attachments = this.#attachments(r);
+    // Every network it attaches to must exist (dockerd answers 404 at start).
+    for (const [name] of attachments) {
+      try { await inspectNetwork(this.net, name); } catch { throw notFound(`network ${name} not found`); }
+    }
+    if (!mode.startsWith("container:") && mode !== "host") mode = attachments[0]?.[0] ?? "none";
+    const endpoint = attachments[0]?.[1] ?? {};
     // container:NAME names one of this engine's containers, which must be running (dockerd's words).
     let joinTarget: { id: string; pid: number } | undefined;
     if (mode.startsWith("container:")) {
@@ -852,9 +963,9 @@ export class Engine {
         hostname: r.Config.Hostname || r.Id.slice(0, 12),
         mode,
         publish: publishedPorts(h, r.Config.ExposedPorts),
-        ip: r.berth.endpoint?.ip,
-        aliases: r.berth.endpoint?.aliases,
-        mac: r.berth.endpoint?.mac,
+        ip: endpoint.ip,
+        aliases: endpoint.aliases,
+        mac: endpoint.mac,
         dns: h.Dns?.length ? h.Dns : undefined,
         dnsSearch: h.DnsSearch?.length ? h.DnsSearch : undefined,
         dnsOptions: h.DnsOptions?.length ? h.DnsOptions : undefined,
@@ -932,6 +1043,10 @@ export class Engine {
         parentOps: network?.parentOps,
         onPid: async (pid, monitorPid) => {
           await network?.started(pid);
+          // The other networks it is connected to (network connect), while the container waits to run.
+          for (const [name, cfg] of this.#attachments(r).slice(1)) {
+            await connectContainer(this.net, name, { containerId: r.Id, name: r.Name.replace(/^\//, ""), pid, ip: cfg.ip, aliases: cfg.aliases });
+          }
           r.berth.pid = pid;
           r.berth.pidStart = processStartTime(pid);
           if (this.useMonitor && monitorPid) { r.berth.monitorPid = monitorPid; r.berth.monitorStart = processStartTime(monitorPid); }
@@ -940,6 +1055,7 @@ export class Engine {
       });
     } catch (err) {
       await network?.release();
+      await releaseContainerNetwork(this.net, r.Id).catch(() => undefined);
       r.berth.cgroup = undefined;
       r.berth.pid = undefined;
       const msg = (err as Error).message;
@@ -969,9 +1085,7 @@ export class Engine {
       throw new EngineError(500, `failed to start container: ${(err as Error).message}`);
     }
     Object.assign(r.State, { Status: "running", Running: true, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: proc.pid, ExitCode: 0, Error: "", StartedAt: new Date().toISOString() });
-    if (network) {
-      r.NetworkSettings = containerNetworkSettings(this.net, r.Id, Object.keys(r.Config.ExposedPorts ?? {})) as ContainerRecord["NetworkSettings"];
-    }
+    r.NetworkSettings = this.#networkSettingsOf(r);
     if (r.Config.Healthcheck && r.Config.Healthcheck.Test?.[0] !== "NONE" && (r.Config.Healthcheck.Test?.length ?? 0) > 0) {
       r.State.Health = { Status: "starting", FailingStreak: 0, Log: r.State.Health?.Log ?? [] };
     } else {
@@ -1018,7 +1132,6 @@ export class Engine {
     const oom = r.berth.cgroup ? oomKilled(r.berth.cgroup) : false;
     if (r.berth.cgroup) await destroyCgroup(r.berth.cgroup).catch(() => undefined);
     await releaseContainerNetwork(this.net, r.Id).catch(() => undefined);
-    r.NetworkSettings = networkSettings(r.HostConfig.NetworkMode) as ContainerRecord["NetworkSettings"];
     this.#live.delete(r.Id);
     // An --rm container's is removed with it (remove(), after the removal is answered).
     if (!r.HostConfig.AutoRemove) rmSync(join(this.execRoot, "engine", r.Id), { recursive: true, force: true });
@@ -1027,6 +1140,7 @@ export class Engine {
     r.berth.pidStart = undefined;
     const exitCode = oom && code === 137 ? 137 : code;
     Object.assign(r.State, { Status: "exited", Running: false, Paused: false, Restarting: false, OOMKilled: oom, Pid: 0, ExitCode: exitCode, Error: error, FinishedAt: new Date().toISOString() });
+    r.NetworkSettings = this.#networkSettingsOf(r);
     if (r.State.Health) r.State.Health.Status = "unhealthy";
     if (!this.#records.has(r.Id)) return;
     this.#save(r);
@@ -1297,7 +1411,8 @@ export class Engine {
       imageId: r.Image,
       health: r.State.Health?.Status ?? "none",
       volumes: r.Mounts.map((m) => m.Name ?? m.Source).concat(r.Mounts.map((m) => m.Destination)),
-      network: r.HostConfig.NetworkMode,
+      networks: Object.entries((r.NetworkSettings as { Networks?: Record<string, { NetworkID?: string }> }).Networks ?? {}).flatMap(([name, n]) => (n.NetworkID ? [name, n.NetworkID] : [name])),
+      ports: r.State.Running ? apiPorts((r.NetworkSettings as { Ports?: PortMap }).Ports) : [],
       created: Date.parse(r.Created),
     };
   }

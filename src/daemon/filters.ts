@@ -44,7 +44,10 @@ export interface FilterableContainer {
   imageId: string;
   health: string; // "none" when no health check
   volumes: string[];
-  network: string;
+  /** Names and ids of the networks it is attached to (NetworkSettings.Networks). */
+  networks: string[];
+  /** /containers/json's Ports: `publish` matches the host port, `expose` the container's. */
+  ports: { PrivatePort: number; PublicPort?: number; Type: string }[];
   created: number;
 }
 
@@ -61,6 +64,23 @@ export function validateContainerFilters(f: Filters): void {
   for (const s of f.exited ?? []) {
     if (!/^-?\d+$/.test(s)) throw badRequest(`invalid filter 'exited=${s}'`);
   }
+  for (const key of ["publish", "expose"]) for (const s of f[key] ?? []) portFilter(key, s);
+}
+
+/** A publish/expose filter value: PORT or FROM-TO, with an optional /PROTO (default tcp). */
+function portFilter(key: string, text: string): { from: number; to: number; proto: string } {
+  const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/.exec(text);
+  if (!m) throw badRequest(`invalid filter '${key}=${text}': expected PORT[-PORT][/PROTO]`);
+  const from = Number(m[1]);
+  return { from, to: m[2] ? Number(m[2]) : from, proto: m[3] ?? "tcp" };
+}
+
+function portMatches(key: string, text: string, ports: FilterableContainer["ports"]): boolean {
+  const want = portFilter(key, text);
+  return ports.some((p) => {
+    const port = key === "publish" ? p.PublicPort : p.PrivatePort;
+    return port !== undefined && p.Type === want.proto && port >= want.from && port <= want.to;
+  });
 }
 
 /** Whether a container passes the filters; `find` resolves before/since references. */
@@ -76,7 +96,9 @@ export function containerMatches(c: FilterableContainer, f: Filters, find: (ref:
     any("ancestor", (v) => c.image === v || c.imageId === v || c.imageId.replace(/^sha256:/, "").startsWith(v) || c.image === `${v}:latest`) &&
     any("health", (v) => c.health === v) &&
     any("volume", (v) => c.volumes.includes(v)) &&
-    any("network", (v) => c.network === v) &&
+    any("network", (v) => c.networks.includes(v)) &&
+    any("publish", (v) => portMatches("publish", v, c.ports)) &&
+    any("expose", (v) => portMatches("expose", v, c.ports)) &&
     all("before", (v) => { const o = find(v); return o !== undefined && c.created < o.created; }) &&
     all("since", (v) => { const o = find(v); return o !== undefined && c.created > o.created; })
   );

@@ -156,6 +156,11 @@ export interface BerthPrivate {
   stopSignal: string;
   /** The create request's endpoint settings for its network (NetworkingConfig): --ip, --network-alias, --mac-address. */
   endpoint?: { ip?: string; aliases?: string[]; mac?: string };
+  /**
+   * The networks the container is attached to when it starts, by name, with their endpoint settings:
+   * set by the first `network connect`/`disconnect`; absent: just its NetworkMode's network (`endpoint`).
+   */
+  networks?: Record<string, { ip?: string; aliases?: string[]; mac?: string }>;
 }
 
 export interface ContainerRecord {

@@ -5,7 +5,8 @@ export interface HostsEntry {
   ip: string;
 }
 
-export function hostsFile(o: { hostname: string; ip?: string; aliases?: string[]; extra?: HostsEntry[] }): string {
+/** `noSelf`: no line for the container's own name (--network none: it has no address to give it). */
+export function hostsFile(o: { hostname: string; ip?: string; aliases?: string[]; extra?: HostsEntry[]; noSelf?: boolean }): string {
   const lines = [
     "127.0.0.1\tlocalhost",
     "::1\tlocalhost ip6-localhost ip6-loopback",
@@ -16,7 +17,7 @@ export function hostsFile(o: { hostname: string; ip?: string; aliases?: string[]
   ];
   for (const e of o.extra ?? []) lines.push(`${e.ip}\t${e.host}`);
   if (o.ip) lines.push(`${o.ip}\t${[o.hostname, ...(o.aliases ?? []).filter((a) => a !== o.hostname)].join(" ")}`);
-  else lines.push(`127.0.1.1\t${o.hostname}`);
+  else if (!o.noSelf) lines.push(`127.0.1.1\t${o.hostname}`);
   return lines.join("\n") + "\n";
 }
 
@@ -42,10 +43,11 @@ const isLoopback = (ip: string) => ip.startsWith("127.") || ip === "::1";
 
 /**
  * The container's resolv.conf. User networks: the network's embedded DNS (the gateway) first. The default
- * bridge: --dns, else the host's servers minus loopback ones (unreachable from a container's netns).
+ * bridge: --dns, else the host's servers minus loopback ones (unreachable from a container's netns;
+ * `keepLoopback` for host mode, which shares the host's).
  */
-export function resolvConf(o: { host: Resolv; embedded?: string; dns?: string[]; dnsSearch?: string[]; dnsOptions?: string[] }): string {
-  const servers = o.embedded ? [o.embedded] : (o.dns?.length ? o.dns : o.host.nameservers.filter((s) => !isLoopback(s)));
+export function resolvConf(o: { host: Resolv; embedded?: string; dns?: string[]; dnsSearch?: string[]; dnsOptions?: string[]; keepLoopback?: boolean }): string {
+  const servers = o.embedded ? [o.embedded] : (o.dns?.length ? o.dns : o.host.nameservers.filter((s) => o.keepLoopback || !isLoopback(s)));
   const search = o.dnsSearch?.length ? o.dnsSearch.filter((s) => s !== ".") : o.host.search;
   const options = o.dnsOptions?.length ? o.dnsOptions : o.host.options;
   const lines: string[] = [];

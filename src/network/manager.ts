@@ -328,9 +328,10 @@ async function teardownNetwork(ctx: NetworkContext, state: NetworkState, net: Ne
   await removeBridge(net.bridge);
 }
 
-export async function removeNetwork(ctx: NetworkContext, ref: string): Promise<void> {
+/** Removes a network without containers; returns what it was (for the destroy event). */
+export async function removeNetwork(ctx: NetworkContext, ref: string): Promise<NetworkRecord> {
   if (ref === "host" || ref === "none") throw new BerthError(`${ref} is a pre-defined network and cannot be removed`, { exitCode: 1 });
-  await updateState(ctx.dataRoot, async (state) => {
+  return updateState(ctx.dataRoot, async (state) => {
     const net = findNetwork(state, ref);
     if (!net) throw noSuchNetwork(ref);
     if (net.isDefault) throw new BerthError(`bridge is a pre-defined network and cannot be removed`, { exitCode: 1 });
@@ -339,24 +340,83 @@ export async function removeNetwork(ctx: NetworkContext, ref: string): Promise<v
       throw new BerthError(`error while removing network: network ${net.name} id ${net.id} has active endpoints (${active.map((e) => e.containerName || e.containerId.slice(0, 12)).join(", ")})`, { exitCode: 1 });
     }
     await teardownNetwork(ctx, state, net);
+    return net;
   });
 }
 
 /**
- * Removes every user network without containers. Berth also takes down the default bridge when nothing
- * uses it (it is made again on demand), so an idle host keeps no bridge, rule or lease of Berth's.
+ * Removes every user network without containers (that the filters select: label, label!, until).
+ * Berth also takes down the default bridge when nothing uses it and no filter is given (it is made again
+ * on demand), so an idle host keeps no bridge, rule or lease of Berth's.
  */
-export async function pruneNetworks(ctx: NetworkContext): Promise<string[]> {
+export async function pruneNetworks(ctx: NetworkContext, filters: NetworkFilters = {}, onRemoved?: (net: NetworkRecord) => void): Promise<string[]> {
+  checkFilters(filters, ["label", "label!", "until"]);
+  const until = filters.until?.length ? Math.min(...filters.until.map(parseUntil)) : undefined;
+  const filtered = Object.values(filters).some((v) => v.length);
   await sweepNetworks(ctx);
   const removed: string[] = [];
   await updateState(ctx.dataRoot, async (state) => {
     for (const net of Object.values(state.networks)) {
       if (liveEndpoints(state, net.id).length) continue;
+      if (net.isDefault && filtered) continue;
+      if (!labelFiltersMatch(net.labels, filters)) continue;
+      if (until !== undefined && !(Date.parse(net.created) < until)) continue;
       await teardownNetwork(ctx, state, net);
-      if (!net.isDefault) removed.push(net.name);
+      if (!net.isDefault) { removed.push(net.name); onRemoved?.(net); }
     }
   });
   return removed;
+}
+
+// ---- filters (docker's `filters` of GET /networks and POST /networks/prune) ---------------------------
+
+export type NetworkFilters = Record<string, string[]>;
+
+function checkFilters(f: NetworkFilters, allowed: string[]): void {
+  for (const key of Object.keys(f)) if (!allowed.includes(key)) throw new BerthError(`invalid filter '${key}'`);
+}
+
+/** `key` or `key=value` against a label map. */
+function labelMatches(labels: Record<string, string>, spec: string): boolean {
+  const eq = spec.indexOf("=");
+  return eq < 0 ? spec in labels : labels[spec.slice(0, eq)] === spec.slice(eq + 1);
+}
+
+function labelFiltersMatch(labels: Record<string, string>, f: NetworkFilters): boolean {
+  return (f.label ?? []).every((l) => labelMatches(labels, l)) && !(f["label!"] ?? []).some((l) => labelMatches(labels, l));
+}
+
+/** docker's `until`: a Unix time (seconds), an RFC 3339 date, or a duration before now (10m, 24h). */
+function parseUntil(text: string): number {
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
+  const dur = /^(?:\d+(?:\.\d+)?(?:h|m|s|ms))+$/.test(text) ? [...text.matchAll(/(\d+(?:\.\d+)?)(h|ms|m|s)/g)] : undefined;
+  if (dur) return Date.now() - dur.reduce((sum, [, n, u]) => sum + Number(n) * { h: 3_600_000, m: 60_000, s: 1000, ms: 1 }[u as "h" | "m" | "s" | "ms"], 0);
+  const t = Date.parse(text);
+  if (Number.isNaN(t)) throw new BerthError(`invalid filter 'until=${text}': expected a timestamp, a date or a duration (e.g. 24h)`);
+  return t;
+}
+
+const BUILTIN = new Set(["bridge", "host", "none"]);
+
+/** One network against GET /networks filters: driver, id, label, name, scope, type (custom|builtin), dangling. */
+function networkMatches(n: DockerNetwork, f: NetworkFilters): boolean {
+  const any = (key: string, pred: (v: string) => boolean) => !f[key]?.length || f[key].some(pred);
+  const builtin = BUILTIN.has(n.Name);
+  return (
+    any("driver", (v) => n.Driver === v) &&
+    any("id", (v) => n.Id.startsWith(v)) &&
+    any("name", (v) => n.Name.includes(v)) &&
+    any("scope", (v) => n.Scope === v) &&
+    any("type", (v) => (v === "builtin") === builtin) &&
+    any("dangling", (v) => (v === "true" || v === "1") === (!builtin && Object.keys(n.Containers).length === 0)) &&
+    labelFiltersMatch(n.Labels, f)
+  );
+}
+
+function checkListFilters(f: NetworkFilters): void {
+  checkFilters(f, ["driver", "id", "label", "label!", "name", "scope", "type", "dangling"]);
+  for (const v of f.type ?? []) if (v !== "custom" && v !== "builtin") throw new BerthError(`invalid filter: 'type'='${v}'`);
+  for (const v of f.dangling ?? []) if (!["true", "false", "1", "0"].includes(v)) throw new BerthError(`invalid filter 'dangling=${v}'`);
 }
 
 /**
@@ -427,10 +487,11 @@ function networkJson(state: NetworkState, net: NetworkRecord): DockerNetwork {
 }
 
 /** `GET /networks`: every network, the default bridge (made on first use) and host/none included. */
-export async function listNetworks(ctx: NetworkContext): Promise<DockerNetwork[]> {
+export async function listNetworks(ctx: NetworkContext, filters: NetworkFilters = {}): Promise<DockerNetwork[]> {
+  checkListFilters(filters);
   const state = await updateState(ctx.dataRoot, (s) => { ensureDefaultRecord(ctx, s); return s; });
   const list = Object.values(state.networks).sort((a, b) => (a.isDefault ? -1 : b.isDefault ? 1 : a.name.localeCompare(b.name)));
-  return [...list.map((n) => networkJson(state, n)), pseudoJson("host"), pseudoJson("none")];
+  return [...list.map((n) => networkJson(state, n)), pseudoJson("host"), pseudoJson("none")].filter((n) => networkMatches(n, filters));
 }
 
 /** `GET /networks/{id}` */
@@ -440,6 +501,12 @@ export async function inspectNetwork(ctx: NetworkContext, ref: string): Promise<
   const net = findNetwork(state, ref);
   if (!net) throw noSuchNetwork(ref);
   return networkJson(state, net);
+}
+
+/** The id of each network by name (a stopped container's NetworkSettings keeps them, as docker's). */
+export function networkIdsByName(ctx: NetworkContext): Record<string, string> {
+  const state = readState(ctx.dataRoot);
+  return { ...Object.fromEntries(Object.values(state.networks).map((n) => [n.name, n.id])), host: PSEUDO.host.id, none: PSEUDO.none.id };
 }
 
 /** docker's NetworkSettings of a container (container inspect). */
@@ -639,6 +706,34 @@ function hostVethName(containerId: string, networkId: string): string {
   return `veth${createHash("sha256").update(`${containerId}/${networkId}`).digest("hex").slice(0, 10)}`;
 }
 
+/**
+ * The /etc files of a container without an interface of ours. Host mode: the host's hosts and resolv.conf
+ * as they are (loopback resolvers work there) unless --dns/--add-host change them; none: docker's header
+ * with no line for the container's own name (it has no address).
+ */
+function writeEtcFilesWithoutNetwork(ctx: NetworkContext, req: ContainerNetworkRequest): string {
+  const dir = containerFilesDir(ctx, req.containerId);
+  mkdirSync(dir, { recursive: true, mode: 0o711 });
+  const hostResolv = readHostResolvConf();
+  const extra = (req.addHosts ?? []).map((e) => `${e.ip}\t${e.host}\n`).join("");
+  let hosts: string;
+  if (req.mode === "host") {
+    let hostHosts = "";
+    try { hostHosts = readFileSync("/etc/hosts", "utf8"); } catch { /* none on the host */ }
+    hosts = hostHosts ? `${hostHosts.replace(/\n?$/, "\n")}${extra}` : hostsFile({ hostname: req.hostname, extra: req.addHosts });
+  } else {
+    hosts = hostsFile({ hostname: req.hostname, extra: req.addHosts, noSelf: true });
+  }
+  const changed = req.dns?.length || req.dnsSearch?.length || req.dnsOptions?.length;
+  const resolv = req.mode === "host" && !changed
+    ? hostResolv
+    : resolvConf({ host: parseResolvConf(hostResolv), dns: req.dns, dnsSearch: req.dnsSearch, dnsOptions: req.dnsOptions, keepLoopback: req.mode === "host" });
+  writeFileSync(join(dir, "hosts"), hosts);
+  writeFileSync(join(dir, "resolv.conf"), resolv);
+  writeFileSync(join(dir, "hostname"), `${req.hostname}\n`);
+  return dir;
+}
+
 /** Finds a foreground container's pid by id (prefix) or by the name it has on a network. */
 export function findContainerPid(ctx: NetworkContext, ref: string, stateRoot: string): { id: string; pid: number } {
   const state = readState(ctx.dataRoot);
@@ -667,7 +762,10 @@ export async function prepareContainerNetwork(ctx: NetworkContext, req: Containe
   const noop = { parentOps: [], started: async () => {}, release: async () => {} };
   if (req.mode === "host" || req.mode === "none") {
     if (req.publish?.length && req.mode === "none") throw new BerthError("published ports need a network: -p does not work with --network none");
-    return { mode: req.mode, binds: [], ...noop };
+    // As dockerd: the container still gets its /etc files (with --dns, --dns-search, --add-host applied).
+    const dir = writeEtcFilesWithoutNetwork(ctx, req);
+    const release = async () => { rmSync(dir, { recursive: true, force: true }); };
+    return { mode: req.mode, binds: etcBinds(dir), ...noop, release };
   }
   if (req.mode.startsWith("container:")) {
     if (req.publish?.length) throw new BerthError("conflicting options: -p cannot be used with --network container:");
