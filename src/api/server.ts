@@ -516,15 +516,27 @@ route("POST", "/exec/{id}/start", async (ctx) => {
   const info = e.execInspect(ctx.params[0]) as { ProcessConfig: { tty: boolean }; DetachKeys?: string };
   const tty = Boolean(body.Tty ?? info.ProcessConfig.tty);
   const detachKeys = execDetachKeys(ctx.query.get("detachKeys") || info.DetachKeys);
-  const rec = await e.execStart(ctx.params[0], { detach });
   if (detach) {
+    await e.execStart(ctx.params[0], { detach });
     if (ctx.socket) ctx.socket.end(`HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n`);
     else sendEmpty(ctx, 200);
     return;
   }
-  const proc = rec.proc;
-  if (!proc) return;
+  // As dockerd: the stream is set up first and an exec that fails to start says why on it (docker's CLI
+  // prints that and takes the exit code, 126, from the exec's inspect); an error status here is only
+  // "unable to upgrade" to the CLI.
   const out = startStream(ctx, tty);
+  let rec: Awaited<ReturnType<Engine["execStart"]>>;
+  try {
+    rec = await e.execStart(ctx.params[0], { detach });
+  } catch (err) {
+    const line = Buffer.from(`${(err as Error).message}\r\n`);
+    out.write(tty ? line : frame(1, line));
+    out.end();
+    return;
+  }
+  const proc = rec.proc;
+  if (!proc) return void out.end();
   const pump = (s: import("node:stream").Readable | null, n: 1 | 2) => new Promise<void>((resolve) => {
     if (!s) return resolve();
     s.on("data", (c: Buffer) => out.write(tty ? c : frame(n, c)));

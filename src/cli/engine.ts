@@ -685,9 +685,10 @@ export function registerEngineCommands(program: Command, onExit: (code: number) 
         try {
           socket = await c.hijack(`/exec/${Id}/start`, { Detach: false, Tty: tty });
         } catch (err) {
-          const msg = (err as Error).message;
-          process.stderr.write(`${msg}\n`);
-          return onExit(/no such file|not found/.test(msg) ? 127 : /permission denied|not executable/.test(msg) ? 126 : 126);
+          // No stream at all (no such exec, the daemon refused): as docker's CLI, 1. An exec that fails to
+          // start is not this: the daemon says why on the stream and its inspect has 126.
+          process.stderr.write(`${(err as Error).message}\n`);
+          return onExit(1);
         }
         const output = pipeOutput(socket, tty);
         let detached = false;

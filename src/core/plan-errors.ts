@@ -90,7 +90,7 @@ export function describeFailure(op: Op | undefined, errno: number, detail: strin
     const file = detail || op.file;
     if (errno === 2) {
       const msg = op.file.includes("/")
-        ? `exec: ${JSON.stringify(file)}: no such file or directory`
+        ? `exec: ${JSON.stringify(file)}: stat ${file}: no such file or directory` // runc's words
         : `exec: ${JSON.stringify(file)}: executable file not found in $PATH`;
       return { message: msg, exitCode: 127, errno, op };
     }
@@ -109,6 +109,6 @@ export function describeFailure(op: Op | undefined, errno: number, detail: strin
   if (op?.op === "setrlimit" && errno === 1) {
     message += " (hard limits can only be lowered here: the runtime lacks CAP_SYS_RESOURCE)";
   }
-  if (op?.op === "chdir" && errno === 2) message = `chdir to cwd ${JSON.stringify(op.path)} set in config.json failed: no such file or directory`;
+  if (op?.op === "chdir" && errno === 2) message = `chdir to cwd (${JSON.stringify(op.path)}) set in config.json failed: no such file or directory`;
   return { message, exitCode: 1, errno, op };
 }

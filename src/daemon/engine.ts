@@ -1619,15 +1619,23 @@ export class Engine {
     if (!r.State.Running || !r.berth.cgroup) throw conflict(`container ${r.Id} is not running`);
     const spec = this.#spec(r);
     if (e.config.Privileged && spec.linux) spec.linux.seccomp = undefined;
+    // As dockerd: an exec that cannot start has exit code 126 whatever the cause (a missing command too),
+    // and the client reads it from the exec's inspect.
+    let procSpec: Process;
+    try {
+      procSpec = this.execProcessSpec(r, e.config);
+    } catch (err) {
+      e.ExitCode = 126;
+      throw new EngineError(500, (err as Error).message);
+    }
     e.Running = true;
     let proc: ExecProcess;
     try {
-      proc = await execProcess({ pid: r.State.Pid, spec, cgroup: r.berth.cgroup, proc: this.execProcessSpec(r, e.config), openStdin: e.OpenStdin && !o.detach });
+      proc = await execProcess({ pid: r.State.Pid, spec, cgroup: r.berth.cgroup, proc: procSpec, openStdin: e.OpenStdin && !o.detach });
     } catch (err) {
       e.Running = false;
-      const code = (err as { exitCode?: number }).exitCode;
-      e.ExitCode = code === 126 || code === 127 ? code : 126;
-      throw new EngineError(code === 127 || code === 126 ? 400 : 500, `OCI runtime exec failed: ${(err as Error).message}`);
+      e.ExitCode = 126;
+      throw badRequest(`OCI runtime exec failed: exec failed: unable to start container process: ${(err as Error).message}: unknown`);
     }
     e.proc = proc;
     e.Pid = proc.pid;

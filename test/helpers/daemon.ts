@@ -57,17 +57,20 @@ export class TestDaemon {
 
   ping(): Promise<boolean> {
     return new Promise((resolve) => {
-      const req = request({ socketPath: this.socket, path: "/_ping" }, (res) => { res.resume(); resolve(res.statusCode === 200); });
+      const req = request({ socketPath: this.socket, path: "/_ping", agent: false }, (res) => { res.resume(); resolve(res.statusCode === 200); });
       req.on("error", () => resolve(false));
       req.end();
     });
   }
 
-  /** A raw API call: status and parsed body. */
+  /**
+   * A raw API call: status and parsed body. On a connection of its own: a kept-alive one that the daemon
+   * closed while a test blocked in spawnSync is still in the pool, and the next request fails with EPIPE.
+   */
   api(method: string, path: string, body?: string | object, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown; text: string; headers: Record<string, unknown> }> {
     return new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
-      const req = request({ socketPath: this.socket, method, path, headers: { "Content-Type": "application/json", ...headers } }, (res) => {
+      const req = request({ socketPath: this.socket, method, path, headers: { "Content-Type": "application/json", ...headers }, agent: false }, (res) => {
         let text = "";
         res.on("data", (d: Buffer) => { text += d.toString(); });
         res.on("end", () => {
