@@ -198,3 +198,13 @@ test("netlink requests have the kernel's layout and mark what the helper patches
   assert.equal(op.op, "netlink");
   assert.ok(encodePlan({ flags: 0, ops: [op] }).includes(route.message));
 });
+
+test("etc files without a network: --network none has no line for its own name; host mode keeps loopback resolvers", () => {
+  const none = hostsFile({ hostname: "myh", extra: [{ host: "h1", ip: "10.0.0.1" }], noSelf: true });
+  assert.match(none, /^10\.0\.0\.1\th1$/m);
+  assert.doesNotMatch(none, /myh/);
+  assert.match(hostsFile({ hostname: "myh" }), /^127\.0\.1\.1\tmyh$/m);
+  const host = parseResolvConf("nameserver 127.0.0.53\nnameserver 10.1.1.1\n");
+  assert.equal(resolvConf({ host, keepLoopback: true }), "nameserver 127.0.0.53\nnameserver 10.1.1.1\n");
+  assert.equal(resolvConf({ host }), "nameserver 10.1.1.1\n");
+});
