@@ -106,8 +106,11 @@ export function attach(socketPath: string): Promise<MonitorAttach> {
     socket.on("close", () => { if (!ended) { ended = true; output.push(null); } });
     socket.on("error", (err) => {
       if (connected) return; // "close" follows and ends the output
+      // Nobody holds the output yet: destroyed with the error, it would be an unhandled 'error' event
+      // (it crashed a daemon that retried a monitor socket not there yet).
+      ended = true;
       reject(err);
-      output.destroy(err);
+      output.destroy();
     });
     socket.once("connect", () => {
       connected = true;

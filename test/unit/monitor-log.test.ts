@@ -301,3 +301,18 @@ describe("the monitor in the plan", () => {
     assert.match(f.message, /container monitor .*\/l.*\/a.*\/e.*no such file or directory/);
   });
 });
+
+test("attach to a socket that isn't there rejects, and leaves no unhandled 'error' behind (a retrying daemon crashed on it)", async () => {
+  let uncaught: unknown;
+  const onUncaught = (err: unknown) => { uncaught = err; };
+  process.on("uncaughtException", onUncaught);
+  try {
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(attach(join(tmpdir(), `berth-no-such-${process.pid}.sock`)), { code: "ENOENT" });
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } finally {
+    process.off("uncaughtException", onUncaught);
+  }
+  assert.equal(uncaught, undefined);
+});
