@@ -18,7 +18,9 @@ import { readHostFacts } from "../runtime/host-facts.js";
 import { registerRegistryCommands } from "./registry.js";
 import { registerImageCommands, resolveRunImage } from "./images.js";
 import { addRunNetworkOptions, parseRunNetwork, prepareRunNetwork, registerNetworkCommands, type RunNetworkFlags } from "./network.js";
-import { addContainerOptions } from "./container-options.js";
+import { addContainerOptions, type IsolationFlags, isolationHostConfig } from "./container-options.js";
+import { defaultHostConfig, isolationRunOptions } from "../daemon/engine.js";
+import type { HostConfig } from "../daemon/types.js";
 import { runCli } from "./run-cli.js";
 import { registerEngineCommands } from "./engine.js";
 import { VERSION } from "../version.js";
@@ -66,7 +68,7 @@ function parseCpusFlag(text: string): number | undefined {
   return n > 0 ? n : undefined;
 }
 
-interface RunFlags extends RunNetworkFlags {
+interface RunFlags extends RunNetworkFlags, IsolationFlags {
   interactive?: boolean;
   tty?: boolean;
   rm?: boolean;
@@ -133,12 +135,10 @@ async function runCommand(args: string[], flags: RunFlags): Promise<number> {
   }), ...flags.env.map((e) => (e.includes("=") ? e : process.env[e] !== undefined ? `${e}=${process.env[e]}` : e))]
     .filter((e) => e.includes("="));
   parseRunNetwork(flags);
-  const seccompOff = flags.securityOpt.some((o) => o === "seccomp=unconfined" || o === "seccomp:unconfined");
-  for (const o of flags.securityOpt) {
-    if (!/^seccomp[=:]unconfined$/.test(o) && o !== "no-new-privileges" && o !== "no-new-privileges:true") {
-      throw new BerthError(`unsupported --security-opt "${o}": supported are seccomp=unconfined and no-new-privileges`);
-    }
-  }
+  // The same HostConfig fields, checks and spec options as through the daemon.
+  const hostConfig = defaultHostConfig({ ...(isolationHostConfig(flags) as Partial<HostConfig>), SecurityOpt: flags.securityOpt, NetworkMode: flags.network });
+  if (hostConfig.PidMode.startsWith("container:")) throw new BerthError("--pid container:NAME needs the daemon (it names a daemon's container); run without BERTH_NO_DAEMON");
+  const isolation = isolationRunOptions({ HostConfig: hostConfig, Config: { Domainname: flags.domainname ?? "" } as never }, {});
   // Parse every flag before touching the host, so bad input leaves nothing behind.
   const options: Omit<RunOptions, "rootfs" | "command"> = {
     env,
@@ -162,7 +162,7 @@ async function runCommand(args: string[], flags: RunFlags): Promise<number> {
     uidMap: flags.uidmap.map((m) => parseIdMap(m, "--uidmap")),
     gidMap: flags.gidmap.map((m) => parseIdMap(m, "--gidmap")),
     binds: flags.volume.map(parseVolume),
-    seccomp: !seccompOff,
+    ...isolation,
   };
   const resolved = await resolveRootfs(flags, args, env);
   const { rootfs, command, lowerDirs } = resolved;

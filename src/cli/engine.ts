@@ -15,7 +15,7 @@ import { Demuxer } from "../api/stream.js";
 import { parseEnvFile } from "../util/envfile.js";
 import { parseCpuset, parseMemorySwap, parseSize } from "../util/size.js";
 import { ApiError, Client, query } from "./client.js";
-import { addContainerOptions } from "./container-options.js";
+import { addContainerOptions, type IsolationFlags, isolationHostConfig } from "./container-options.js";
 import { formatRows, PS_DEFAULT, PS_HEADERS, psRow, renderTemplate, tabulate } from "./format.js";
 import { addRunNetworkOptions, networkCreateFields, type RunNetworkFlags } from "./network.js";
 
@@ -158,7 +158,7 @@ function environment(envFiles: string[], env: string[]): string[] {
 }
 
 /** berth run/create flags -> the body of POST /containers/create. */
-export function createBody(image: string, command: string[], f: EngineRunFlags): Record<string, unknown> {
+export function createBody(image: string, command: string[], f: EngineRunFlags & IsolationFlags): Record<string, unknown> {
   const env = environment(f.envFile, f.env);
   const binds: string[] = [];
   const anon: Record<string, object> = {};
@@ -198,6 +198,7 @@ export function createBody(image: string, command: string[], f: EngineRunFlags):
   const net = networkCreateFields(f, (s) => process.stderr.write(s));
   return {
     Hostname: f.hostname ?? "",
+    Domainname: f.domainname ?? "",
     User: f.user ?? "",
     AttachStdin: interactive && !f.detach,
     AttachStdout: !f.detach,
@@ -238,6 +239,7 @@ export function createBody(image: string, command: string[], f: EngineRunFlags):
       Init: f.init ? true : null,
       LogConfig: { Type: f.logDriver ?? "json-file", Config: parseKeyVals(f.logOpt, "--log-opt") },
       ConsoleSize: f.tty && process.stdout.isTTY ? [process.stdout.rows, process.stdout.columns] : [0, 0],
+      ...isolationHostConfig(f),
     },
     NetworkingConfig: net.networkingConfig,
   };
