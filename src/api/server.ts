@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import { chmodSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { hostname, release } from "node:os";
+import { availableParallelism, hostname, release } from "node:os";
 import { dirname, join, posix } from "node:path";
 import type { Duplex } from "node:stream";
 import { BerthError } from "../errors.js";
@@ -188,7 +188,8 @@ route("GET", "/info", (ctx) => {
     SystemTime: new Date().toISOString(), LoggingDriver: "json-file", CgroupDriver: "cgroupfs", CgroupVersion: "1", NEventsListener: 0,
     KernelVersion: release(), OperatingSystem: "Berth on Linux", OSVersion: "", OSType: "linux", Architecture: process.arch === "x64" ? "x86_64" : process.arch,
     IndexServerAddress: "https://index.docker.io/v1/", RegistryConfig: { AllowNondistributableArtifactsCIDRs: null, AllowNondistributableArtifactsHostnames: null, InsecureRegistryCIDRs: ["127.0.0.0/8"], IndexConfigs: {}, Mirrors: null },
-    NCPU: (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1, MemTotal: hostMemory(), GenericResources: null,
+    // The CPUs this process may run on, as Go's runtime.NumCPU() that dockerd reports (Node 20 has no navigator: it said 1).
+    NCPU: availableParallelism(), MemTotal: hostMemory(), GenericResources: null,
     DockerRootDir: e.dataRoot, HttpProxy: "", HttpsProxy: "", NoProxy: "", Name: hostname(), Labels: [], ExperimentalBuild: false,
     ServerVersion: ENGINE_VERSION, Runtimes: { berth: { path: "berth-helper" } }, DefaultRuntime: "berth",
     Swarm: { NodeID: "", NodeAddr: "", LocalNodeState: "inactive", ControlAvailable: false, Error: "", RemoteManagers: null },
