@@ -1,6 +1,6 @@
 // `berth-oci`: an OCI runtime with runc's command line, so dockerd, podman and containerd can use it in
 // place of runc. A thin layer: flags -> src/runtime/oci-runtime.ts; errors -> one line on stderr and,
-// with --log, a json/text log line engines read back; exit 1.
+// with --log, a json/text log line engines read back; exit 1 (255 when exec fails), as runc.
 
 import { Command } from "commander";
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -42,6 +42,11 @@ interface GlobalFlags {
   systemdCgroup?: boolean;
 }
 
+interface ExecFlags {
+  process?: string; tty?: boolean; consoleSocket?: string; detach?: boolean; pidFile?: string; env: string[]; cwd?: string;
+  user?: string; additionalGids: number[]; cap: string[]; newPrivs?: boolean; preserveFds: number; ignorePaused?: boolean;
+}
+
 let globals: GlobalFlags = { root: DEFAULT_OCI_ROOT, logFormat: "text" };
 
 function log(level: "error" | "warning" | "info" | "debug", msg: string): void {
@@ -74,6 +79,37 @@ function readJsonInput(path: string, what: string): unknown {
     return JSON.parse(text);
   } catch (err) {
     throw new BerthError(`${what} ${path}: ${(err as Error).message}`, { exitCode: 1 });
+  }
+}
+
+/**
+ * `exec -u uid[:gid]` and `-g gid`, parsed as runc does: whole numbers only; a gid left out keeps the
+ * container process's, and -g adds to its additional groups.
+ */
+export function execUser(base: Process["user"] | undefined, user: string | undefined, additionalGids: number[]): Process["user"] {
+  let uid = base?.uid ?? 0;
+  let gid = base?.gid ?? 0;
+  if (user !== undefined) {
+    const [u, g] = user.split(/:(.*)/s);
+    uid = wholeId(u, "--user uid");
+    if (g !== undefined) gid = wholeId(g, "--user gid");
+  }
+  return { uid, gid, additionalGids: [...(base?.additionalGids ?? []), ...additionalGids] };
+}
+
+function wholeId(value: string, what: string): number {
+  if (!/^\d+$/.test(value) || Number(value) > 0xffffffff) throw new BerthError(`invalid ${what} "${value}": expected a whole number`, { exitCode: 1 });
+  return Number(value);
+}
+
+const gidFlag = (value: string) => wholeId(value, "--additional-gids");
+
+/** runc's exit code when exec fails before its process runs (fatalWithCode(…, 255)); every other failure is 1. */
+export const EXEC_FAILED = 255;
+
+class ExecFailed extends BerthError {
+  constructor(err: unknown) {
+    super(err instanceof BerthError ? err.message : ((err as Error).stack ?? String(err)), { exitCode: EXEC_FAILED, cause: err });
   }
 }
 
@@ -161,40 +197,46 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("-e, --env <KEY=VALUE>", "set an environment variable", collect, [])
     .option("--cwd <dir>", "working directory")
     .option("-u, --user <uid[:gid]>", "user id and group id")
-    .option("-g, --additional-gids <gid>", "additional group", collect, [])
+    // A flag value runc's flag parser rejects (exit 1, before exec starts), unlike a bad --user (255).
+    .option("-g, --additional-gids <gid>", "additional group", (v: string, prev: number[]) => [...prev, gidFlag(v)], [])
     .option("-c, --cap <cap>", "add a capability", collect, [])
     .option("--no-new-privs", "set no_new_privs")
     .option("--apparmor <profile>", "accepted; AppArmor is not available on this host")
     .option("--process-label <label>", "accepted; SELinux is not available on this host")
     .option("--preserve-fds <n>", "pass N extra fds (3..)", int("--preserve-fds"), 0)
+    .option("--ignore-paused", "exec in a paused container (the process stays frozen until resume)")
     .passThroughOptions()
-    .action(async (id: string, command: string[], o: {
-      process?: string; tty?: boolean; consoleSocket?: string; detach?: boolean; pidFile?: string; env: string[]; cwd?: string;
-      user?: string; additionalGids: string[]; cap: string[]; newPrivs?: boolean; preserveFds: number;
-    }) => {
-      const record = loadRecord(root(), id);
-      let proc: Process;
-      if (o.process) {
-        proc = readJsonInput(o.process, "--process") as Process;
-      } else {
-        if (command.length === 0) throw new BerthError("exec needs a command or --process", { exitCode: 1 });
-        const base = record.config.process;
-        const [uid, gid] = (o.user ?? `${base?.user.uid ?? 0}:${base?.user.gid ?? 0}`).split(":").map(Number);
-        proc = {
-          terminal: Boolean(o.tty),
-          args: command,
-          env: [...(base?.env ?? []), ...o.env],
-          cwd: o.cwd ?? base?.cwd ?? "/",
-          user: { uid, gid: gid ?? 0, additionalGids: o.additionalGids.map(Number) },
-          capabilities: base?.capabilities && o.cap.length
-            ? Object.fromEntries(Object.entries(base.capabilities).map(([k, v]) => [k, [...(v ?? []), ...o.cap]]))
-            : base?.capabilities,
-          noNewPrivileges: o.newPrivs === false ? true : base?.noNewPrivileges,
-          rlimits: base?.rlimits,
-        };
+    .action(async (id: string, command: string[], o: ExecFlags) => {
+      try {
+        setExit(await execAction(id, command, o));
+      } catch (err) {
+        throw new ExecFailed(err);
       }
-      setExit(await ociExec(root(), id, proc, { consoleSocket: o.consoleSocket, detach: o.detach, pidFile: o.pidFile, preserveFds: o.preserveFds }));
     });
+
+  async function execAction(id: string, command: string[], o: ExecFlags): Promise<number> {
+    const record = loadRecord(root(), id);
+    let proc: Process;
+    if (o.process) {
+      proc = readJsonInput(o.process, "--process") as Process;
+    } else {
+      if (command.length === 0) throw new BerthError("exec needs a command or --process", { exitCode: 1 });
+      const base = record.config.process;
+      proc = {
+        terminal: Boolean(o.tty),
+        args: command,
+        env: [...(base?.env ?? []), ...o.env],
+        cwd: o.cwd ?? base?.cwd ?? "/",
+        user: execUser(base?.user, o.user, o.additionalGids),
+        capabilities: base?.capabilities && o.cap.length
+          ? Object.fromEntries(Object.entries(base.capabilities).map(([k, v]) => [k, [...(v ?? []), ...o.cap]]))
+          : base?.capabilities,
+        noNewPrivileges: o.newPrivs === false ? true : base?.noNewPrivileges,
+        rlimits: base?.rlimits,
+      };
+    }
+    return ociExec(root(), id, proc, { consoleSocket: o.consoleSocket, detach: o.detach, pidFile: o.pidFile, preserveFds: o.preserveFds, ignorePaused: o.ignorePaused });
+  }
 
   program.command("list").alias("ls").description("list containers")
     .option("-f, --format <format>", "table or json", "table")
@@ -292,6 +334,8 @@ export function main(argv: string[]): Promise<number> {
     const msg = err instanceof BerthError ? err.message : ((err as Error).stack ?? String(err));
     log("error", msg);
     process.stderr.write(`berth-oci: ${msg}\n`);
-    return err instanceof BerthError && err.exitCode !== 125 ? err.exitCode : 1;
+    // runc's codes: 1 for every failure (a missing command too: 127/126 are the engine's, not the runtime's),
+    // 255 for an exec that could not start its process.
+    return err instanceof ExecFailed ? EXEC_FAILED : 1;
   });
 }

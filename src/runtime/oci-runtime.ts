@@ -177,6 +177,21 @@ function unmountContainerMounts(rootfs: string, before: string[] | undefined): v
   }
 }
 
+/**
+ * runc's rule for --console-socket (its checkTerminal, for create, run and exec): the pty master is sent
+ * there only for a detached process with a terminal, and every other mix is refused rather than ignored;
+ * a foreground terminal is proxied to the runtime's own stdio instead.
+ */
+export function consoleFlagsError(o: { terminal: boolean; detached: boolean; consoleSocket?: string }): string | undefined {
+  if (o.detached && o.terminal && !o.consoleSocket) {
+    return "a terminal for a detached process (create, run -d, exec -d) needs --console-socket to send the pty master to";
+  }
+  if (o.consoleSocket && (!o.detached || !o.terminal)) {
+    return "--console-socket is only for a detached process (create, run -d, exec -d) with a terminal (process.terminal, exec -t)";
+  }
+  return undefined;
+}
+
 export interface CreateOptions {
   bundle: string;
   pidFile?: string;
@@ -212,9 +227,10 @@ async function launch(root: string, id: string, o: CreateOptions, foreground: bo
   } catch {
     fail(`container with id exists: ${id}`);
   }
-  if (spec.process?.terminal && !o.consoleSocket && !foreground) {
+  const consoleError = consoleFlagsError({ terminal: Boolean(spec.process?.terminal), detached: !foreground, consoleSocket: o.consoleSocket });
+  if (consoleError) {
     rmSync(dir, { recursive: true, force: true });
-    fail("process.terminal is true but --console-socket was not given: the pty master needs somewhere to go");
+    fail(consoleError);
   }
   const base = { ociVersion: spec.ociVersion, id, bundle, annotations: spec.annotations };
   const hostMounts = sharesHostMountNs(spec) ? mountsBelow(rootfs) : undefined;
@@ -364,6 +380,7 @@ export interface ExecOptions {
   detach?: boolean;
   pidFile?: string;
   preserveFds?: number;
+  ignorePaused?: boolean;
   stdio?: [StdioEntry, StdioEntry, StdioEntry];
 }
 
@@ -371,8 +388,11 @@ export interface ExecOptions {
 export async function ociExec(root: string, id: string, proc: Process, o: ExecOptions): Promise<number> {
   const record = loadRecord(root, id);
   const status = statusOf(root, record);
-  if (status !== "running" && status !== "created") fail(`cannot exec in a container that is ${status}`);
-  if (proc.terminal && !o.consoleSocket && o.detach) fail("a terminal with --detach needs --console-socket");
+  if (status === "stopped") fail(`cannot exec in container "${id}": it has stopped`);
+  // As runc: the new process would join the frozen cgroup and freeze with it until resume.
+  if (status === "paused" && !o.ignorePaused) fail(`cannot exec in container "${id}": it is paused (--ignore-paused to exec anyway)`);
+  const consoleError = consoleFlagsError({ terminal: Boolean(proc.terminal), detached: Boolean(o.detach), consoleSocket: o.consoleSocket });
+  if (consoleError) fail(consoleError);
   const seccomp = record.config.linux?.seccomp ? compileSeccomp(record.config.linux.seccomp, { arch: process.arch }) : undefined;
   const plan = planExec(proc, {
     pid: record.pid,

@@ -23,20 +23,34 @@ let seq = 0;
 
 interface Result { code: number | null; stdout: string; stderr: string }
 
-function oci(args: string[], opts: { input?: string; out?: string } = {}): Result {
+function runtime(bin: string, stateRoot: string, args: string[], opts: { input?: string; out?: string } = {}): Result {
   // The container inherits create's stdio: point it at files, or spawnSync would wait for the pipes.
   if (opts.out) {
     const outFd = openSync(opts.out, "a");
     const errFile = `${opts.out}.err`;
     writeFileSync(errFile, "");
     const errFd = openSync(errFile, "a");
-    const r = spawnSync(OCI, ["--root", root, ...args], { stdio: ["ignore", outFd, errFd], timeout: 30_000, killSignal: "SIGKILL" });
+    const r = spawnSync(bin, ["--root", stateRoot, ...args], { stdio: ["ignore", outFd, errFd], timeout: 30_000, killSignal: "SIGKILL" });
     closeSync(outFd);
     closeSync(errFd);
     return { code: r.status, stdout: "", stderr: readFileSync(errFile, "utf8") };
   }
-  const r = spawnSync(OCI, ["--root", root, ...args], { encoding: "utf8", input: opts.input, timeout: 30_000, killSignal: "SIGKILL" });
+  const r = spawnSync(bin, ["--root", stateRoot, ...args], { encoding: "utf8", input: opts.input, timeout: 30_000, killSignal: "SIGKILL" });
   return { code: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+}
+
+const oci = (args: string[], opts: { input?: string; out?: string } = {}) => runtime(OCI, root, args, opts);
+
+// runc, where installed, runs each exit-code case beside berth-oci (its own --root, its own ids); without
+// it the codes runc 1.1.5 gave on this machine stand in.
+const RUNC = ["/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc"].find((p) => existsSync(p));
+const runc = (args: string[], opts: { out?: string } = {}): Result | undefined => (RUNC ? runtime(RUNC, join(work, "runc-state"), args, opts) : undefined);
+
+/** berth-oci's result has runc's exit code (runc's own, or the one recorded) and, on failure, one line. */
+function assertLikeRunc(what: string, berth: Result, runcResult: Result | undefined, recorded: number): void {
+  const want = runcResult ? runcResult.code : recorded;
+  assert.equal(berth.code, want, `${what}: berth-oci exited ${berth.code}, runc ${want}${runcResult ? ` (${runcResult.stderr.trim()})` : ""}; berth-oci said: ${berth.stderr}`);
+  if (berth.code === 1 || berth.code === 255) assert.match(berth.stderr, /^berth-oci: [^\n]+\n$/, `${what}: one line`);
 }
 
 function bundle(mutate: (s: Spec) => void = () => {}): { dir: string; id: string; out: string } {
@@ -80,10 +94,13 @@ describe("berth-oci", { skip }, () => {
     for (const c of ["sh", "echo", "cat", "sleep", "ls", "id", "pwd", "mkdir", "tty", "ps", "true", "hostname", "readlink"]) {
       symlinkSync("busybox", join(rootfs, "bin", c));
     }
+    writeFileSync(join(rootfs, "bin/not-executable"), "#!/bin/sh\necho never\n", { mode: 0o644 });
   });
 
   after(() => {
     for (const name of existsSync(root) ? readdirSync(root) : []) oci(["delete", "--force", name]);
+    const runcRoot = join(work, "runc-state");
+    for (const name of existsSync(runcRoot) ? readdirSync(runcRoot) : []) runc(["delete", "--force", name]);
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -282,7 +299,8 @@ describe("berth-oci", { skip }, () => {
 
   // runtime-tools validation linux_ns_path (mnt): runc joins it and sets the rootfs up in it.
   test("a mount namespace given by path is joined", async () => {
-    const holder = spawn("unshare", ["--mount", "--fork", "sleep", "1000"], { stdio: "ignore" });
+    // --kill-child: the SIGKILL at the end reaches unshare only; without it its sleep outlived the test.
+    const holder = spawn("unshare", ["--mount", "--fork", "--kill-child", "sleep", "1000"], { stdio: "ignore" });
     try {
       const target = await waitFor("unshare's namespace", () => {
         const ns = readlinkSync(`/proc/${holder.pid}/ns/mnt`);
@@ -467,6 +485,88 @@ print(out.decode().strip(), flush=True)
     const count = Number(exec.stdout.trim().split("\n")[0]);
     assert.ok(count <= 4, `processes visible inside: ${count}`);
     oci(["delete", "--force", b.id]);
+  });
+
+  test("run and create of a missing or non-executable command exit 1 as runc, and leave nothing", () => {
+    for (const command of ["/bin/nope", "nope", "/bin/not-executable"]) {
+      for (const verb of ["run", "create"]) {
+        const b = bundle((s) => { if (s.process) s.process.args = [command]; });
+        const berth = oci([verb, "--bundle", b.dir, b.id], { out: b.out });
+        const ref = runc([verb, "--bundle", b.dir, `${b.id}-runc`], { out: `${b.out}.runc` });
+        assertLikeRunc(`${verb} of ${command}`, berth, ref, 1);
+        assert.match(berth.stderr, new RegExp(command.replace(/[/.]/g, "\\$&")), "the message names the command");
+        // runc destroys the container: it does not exist afterwards.
+        assertLikeRunc(`state after ${verb} of ${command}`, oci(["state", b.id]), runc(["state", `${b.id}-runc`]), 1);
+        assertNothingLeft(b.id);
+      }
+    }
+  });
+
+  test("exec exits 255 as runc when its process can't start (the process's own code passes through)", async () => {
+    const b = bundle();
+    const runcId = `${b.id}-runc`;
+    assert.equal(oci(["create", "--bundle", b.dir, b.id], { out: b.out }).code, 0);
+    assert.equal(oci(["start", b.id]).code, 0);
+    if (RUNC) {
+      assert.equal(runc(["create", "--bundle", b.dir, runcId], { out: `${b.out}.runc` })?.code, 0);
+      assert.equal(runc(["start", runcId])?.code, 0);
+    }
+    const sock = join(work, "no-such-console.sock");
+    // [what, flags (before the id), command (after it), runc 1.1.5's exit code]
+    const cases: [string, string[], string[], number][] = [
+      ["a missing command", [], ["/bin/nope"], 255],
+      ["a command not on PATH", [], ["nope"], 255],
+      ["a non-executable file", [], ["/bin/not-executable"], 255],
+      ["a directory", [], ["/bin"], 255],
+      ["a cwd that does not exist", ["--cwd", "/nonexistent"], ["true"], 255],
+      ["a --user that is not a number", ["-u", "nobody"], ["true"], 255],
+      ["-t --console-socket without -d", ["-t", "--console-socket", sock], ["true"], 255],
+      ["-d --console-socket without -t", ["-d", "--console-socket", sock], ["true"], 255],
+      ["-t -d without --console-socket", ["-t", "-d"], ["true"], 255],
+      ["a -g that is not a number (a flag error)", ["-g", "x"], ["true"], 1],
+      ["the process's own exit code", [], ["sh", "-c", "exit 3"], 3],
+    ];
+    for (const [what, flags, command, recorded] of cases) {
+      assertLikeRunc(`exec with ${what}`, oci(["exec", ...flags, b.id, ...command]), runc(["exec", ...flags, runcId, ...command]), recorded);
+    }
+    assertLikeRunc("exec in a container that does not exist", oci(["exec", "nosuch", "true"]), runc(["exec", "nosuch", "true"]), 255);
+    assertLikeRunc("start of a running container", oci(["start", b.id]), runc(["start", runcId]), 1);
+    assertLikeRunc("delete of a running container without --force", oci(["delete", b.id]), runc(["delete", runcId]), 1);
+    assert.equal(state(b.id).status, "running", "the refused delete changed nothing");
+
+    assert.equal(oci(["kill", b.id, "KILL"]).code, 0);
+    runc(["kill", runcId, "KILL"]);
+    await waitFor("stopped", () => state(b.id).status === "stopped");
+    if (RUNC) await waitFor("runc's stopped", () => (JSON.parse(runc(["state", runcId])?.stdout ?? "{}") as { status?: string }).status === "stopped");
+    assertLikeRunc("exec in a stopped container", oci(["exec", b.id, "true"]), runc(["exec", runcId, "true"]), 255);
+    assertLikeRunc("kill of a stopped container", oci(["kill", b.id]), runc(["kill", runcId]), 1);
+    assertLikeRunc("start of a stopped container", oci(["start", b.id]), runc(["start", runcId]), 1);
+    assert.equal(oci(["delete", b.id]).code, 0);
+    runc(["delete", runcId]);
+    assertNothingLeft(b.id);
+  });
+
+  test("--console-socket without a terminal, or on a foreground run, is refused as runc; so are a bad bundle and an unknown id", () => {
+    const sock = join(work, "no-such-console.sock");
+    const quick = bundle((s) => { if (s.process) s.process.args = ["true"]; });
+    const tty = bundle((s) => { if (s.process) { s.process.terminal = true; s.process.args = ["true"]; } });
+    const cases: [string, string, string[]][] = [
+      ["create --console-socket of a process without a terminal", quick.dir, ["create", "--console-socket", sock]],
+      ["run -d --console-socket of a process without a terminal", quick.dir, ["run", "-d", "--console-socket", sock]],
+      ["run --console-socket in the foreground", tty.dir, ["run", "--console-socket", sock]],
+      ["create of a terminal without --console-socket", tty.dir, ["create"]],
+      ["create with a bundle that does not exist", join(work, "no-such-bundle"), ["create"]],
+    ];
+    for (const [i, [what, dir, verb]] of cases.entries()) {
+      const id = `${quick.id}-${i}`;
+      assertLikeRunc(what, oci([...verb, "--bundle", dir, id], { out: quick.out }), runc([...verb, "--bundle", dir, `${id}-runc`], { out: `${quick.out}.runc` }), 1);
+      assertNothingLeft(id);
+    }
+    for (const verb of ["state", "kill", "start", "delete"]) {
+      const r = oci([verb, "nosuch"]);
+      assertLikeRunc(`${verb} of an unknown id`, r, runc([verb, "nosuch"]), 1);
+      assert.match(r.stderr, /container "nosuch" does not exist/);
+    }
   });
 
   test("features and spec", () => {
