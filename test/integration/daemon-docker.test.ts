@@ -5,6 +5,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import Docker from "dockerode";
 import { berth, isRoot } from "../helpers/berth.js";
@@ -41,6 +42,7 @@ describe("berth daemon via the docker CLI", { skip, concurrency: false }, () => 
     assert.match(berth(["-v"]).stdout, new RegExp(`^Berth version ${engine.replace(/\./g, "\\.")}\n$`));
     const info = ok(d.docker(["info", "--format", "{{.Driver}} {{.DockerRootDir}} {{.OSType}}"]), "info");
     assert.equal(info.trim(), `overlay2 ${d.dataRoot} linux`);
+    assert.equal(ok(d.docker(["info", "--format", "{{.NCPU}}"]), "info").trim(), String(availableParallelism()));
     const ping = await d.api("GET", "/_ping");
     assert.equal(ping.text, "OK");
     assert.equal(ping.headers["api-version"], "1.43");
