@@ -2,7 +2,7 @@
 // bodies, streaming (logs, events, stats) and hijacked attach/exec streams.
 
 import { spawn } from "node:child_process";
-import { chmodSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { availableParallelism, hostname, release } from "node:os";
 import { dirname, join, posix } from "node:path";
@@ -10,6 +10,7 @@ import type { Duplex } from "node:stream";
 import { BerthError } from "../errors.js";
 import type { CreateRequest, Engine } from "../daemon/engine.js";
 import { hostMemory, runCapture } from "../daemon/engine.js";
+import { resolveInRoot } from "../daemon/container-fs.js";
 import { attachDetachKeys, DetachScanner, execDetachKeys } from "../daemon/detach-keys.js";
 import { eventMatches } from "../daemon/events.js";
 import { parseFilters } from "../daemon/filters.js";
@@ -429,11 +430,20 @@ async function archive(ctx: Ctx, mode: "head" | "get" | "put"): Promise<void> {
   const path = ctx.query.get("path");
   if (!path) throw badRequest("path is required: give the path in the container");
   const abs = posix.normalize(path.startsWith("/") ? path : `/${path}`);
-  await e.withRootfs(r.Id, async (root) => {
-    const hostPath = join(root, abs);
+  // The response ends only once a stopped container's filesystem is unmounted again (withRootfs has
+  // returned): a client that got its answer finds nothing of the copy left on the host.
+  const end = await e.withRootfs(r.Id, async (root): Promise<() => void> => {
+    // As dockerd: the directories resolve in the container; a symlink at the end is itself what is
+    // stat'ed and copied (its linkTarget lets `cp -L` ask for the target), unless the path ends in "/"
+    // or it is the extraction point.
+    const inRoot = (p: string, followLast: boolean) => {
+      try { return resolveInRoot(root, p, followLast); } catch (err) { throw badRequest((err as Error).message); }
+    };
+    const resolved = inRoot(path.startsWith("/") ? path : `/${path}`, mode === "put");
+    const hostPath = join(root, resolved);
     let st;
     try {
-      st = statSync(hostPath);
+      st = mode === "put" ? statSync(hostPath) : lstatSync(hostPath);
     } catch {
       throw notFound(`Could not find the file ${path} in container ${ctx.params[0]}`);
     }
@@ -446,22 +456,26 @@ async function archive(ctx: Ctx, mode: "head" | "get" | "put"): Promise<void> {
       const code = await new Promise<number>((resolve) => tar.on("close", (c) => resolve(c ?? 1)));
       if (code !== 0) throw badRequest(`cannot extract the archive into ${path}: ${err.trim()}`);
       e.events.publish("container", "extract-to-dir", r.Id, { name: r.Name.slice(1), image: r.Config.Image });
-      return sendEmpty(ctx, 200);
+      return () => sendEmpty(ctx, 200);
     }
     const name = abs === "/" ? "/" : posix.basename(abs);
-    const stat = { name, size: st.size, mode: goMode(st.mode), mtime: st.mtime.toISOString(), linkTarget: "" };
+    const linkTarget = st.isSymbolicLink() ? inRoot(resolved, true) : "";
+    const stat = { name, size: st.size, mode: goMode(st.mode), mtime: st.mtime.toISOString(), linkTarget };
     const header = Buffer.from(JSON.stringify(stat)).toString("base64");
     const res = ctx.res as ServerResponse;
-    if (mode === "head") {
-      res.writeHead(200, { "X-Docker-Container-Path-Stat": header, ...apiHeaders() });
-      return void res.end();
-    }
+    if (mode === "head") return () => { res.writeHead(200, { "X-Docker-Container-Path-Stat": header, ...apiHeaders() }); res.end(); };
     res.writeHead(200, { "Content-Type": "application/x-tar", "X-Docker-Container-Path-Stat": header, ...apiHeaders() });
-    const parent = abs === "/" ? root : dirname(hostPath);
-    const base = abs === "/" ? "." : posix.basename(abs);
-    await pipeTar(ctx, ["-c", "-C", parent, "--one-file-system", base]);
+    const parent = resolved === "/" ? root : dirname(hostPath);
+    const base = resolved === "/" ? "." : posix.basename(resolved);
+    // As dockerd, the entries are named after the path asked for ("/link/" gives "link/...").
+    const asked = abs === "/" ? "." : posix.basename(abs);
+    const quote = (t: string, special: RegExp) => t.replace(special, (c) => `\\${c}`);
+    const rename = asked !== base ? [`--transform=s,^${quote(base, /[\\^$.*[\],]/g)}\\(/\\|$\\),${quote(asked, /[\\&,]/g)}\\1,rSh`] : [];
+    await pipeTar(ctx, ["-c", "-C", parent, "--one-file-system", ...rename, base], { end: false });
     e.events.publish("container", "archive-path", r.Id, { name: r.Name.slice(1), image: r.Config.Image });
-  });
+    return () => res.end();
+  }, { volumes: true });
+  end();
 }
 
 /** Go's os.FileMode bits from a Unix mode (the CLI decodes them). */
@@ -477,10 +491,10 @@ function goMode(mode: number): number {
   return m >>> 0;
 }
 
-async function pipeTar(ctx: Ctx, args: string[]): Promise<void> {
+async function pipeTar(ctx: Ctx, args: string[], o: { end?: boolean } = {}): Promise<void> {
   const res = ctx.res as ServerResponse;
   const tar = spawn("tar", args, { stdio: ["ignore", "pipe", "ignore"] });
-  tar.stdout.pipe(res);
+  tar.stdout.pipe(res, { end: o.end ?? true });
   ctx.req.socket.on("close", () => { try { tar.kill("SIGKILL"); } catch { /* done */ } });
   await new Promise<void>((resolve) => tar.on("close", () => resolve()));
 }

@@ -4,7 +4,7 @@
 
 import { spawn, spawnSync } from "node:child_process";
 import { EventEmitter } from "node:events";
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -32,6 +32,7 @@ import { nextBackoff, shouldRestart, validateRestartPolicy } from "./restart.js"
 import type { Change } from "./commit-changes.js";
 import { adoptProcess, type ContainerProcess, createProcess, type ExecProcess, execProcess, type MonitorFiles } from "./supervisor.js";
 import { monitorAlive, readExitFile } from "../runtime/monitor.js";
+import { mountVolumes, unmountNow } from "./container-fs.js";
 import type { BerthPrivate, ContainerConfig, ContainerRecord, HostConfig, MountPoint } from "./types.js";
 import { badRequest, conflict, EngineError, humanDuration, KeyedMutex, NAME_PATTERN, newId, notFound, notModified, parseSignalArg, randomName, readJsonLinked, sweepJsonLinked, writeJsonLinked, ZERO_TIME } from "./util.js";
 import { VolumeStore } from "./volumes.js";
@@ -1766,26 +1767,42 @@ export class Engine {
 
   // ---- filesystem: cp, export, diff ---------------------------------------------------------------
 
-  /** Runs fn with a host path to the container's root filesystem (mounting it when stopped). */
-  async withRootfs<T>(ref: string, fn: (root: string) => Promise<T>): Promise<T> {
+  /**
+   * Runs fn with a host path to the container's root filesystem. A stopped container's is mounted in a
+   * directory of its own under <exec-root>/mnt, with its volumes and bind mounts at their targets when
+   * `volumes` is set (cp reads and writes what the container would, as docker's); everything is
+   * unmounted, in reverse, and the directory removed before this returns, also on errors.
+   */
+  async withRootfs<T>(ref: string, fn: (root: string) => Promise<T>, o: { volumes?: boolean } = {}): Promise<T> {
     const r = this.lookup(ref);
     if (r.State.Running && r.State.Pid) return fn(`/proc/${r.State.Pid}/root`);
     return this.#mutex.run(r.Id, async () => {
       if (r.State.Running && r.State.Pid) return fn(`/proc/${r.State.Pid}/root`);
-      const mnt = join(this.execRoot, "mnt", r.Id);
-      mkdirSync(mnt, { recursive: true });
-      const dir = this.#dir(r.Id);
-      const work = join(dir, "work");
-      rmSync(work, { recursive: true, force: true });
-      mkdirSync(work);
-      const m = overlayMount(r.berth.lowerDirs, join(dir, "upper"), work, join(dir, "lower"));
-      const res = await runCapture("mount", ["-t", "overlay", "overlay", "-o", m.data, mnt], undefined, m.cwd);
-      if (res.code !== 0) throw new EngineError(500, `cannot mount the container's filesystem: ${res.stderr.trim()}`);
+      const mntRoot = join(this.execRoot, "mnt");
+      mkdirSync(mntRoot, { recursive: true });
+      const mnt = mkdtempSync(join(mntRoot, `${r.Id.slice(0, 12)}-`));
+      const mounted: string[] = [];
       try {
+        const dir = this.#dir(r.Id);
+        const work = join(dir, "work");
+        rmSync(work, { recursive: true, force: true });
+        mkdirSync(work);
+        const m = overlayMount(r.berth.lowerDirs, join(dir, "upper"), work, join(dir, "lower"));
+        const res = await runCapture("mount", ["-t", "overlay", "overlay", "-o", m.data, mnt], undefined, m.cwd);
+        if (res.code !== 0) throw new EngineError(500, `cannot mount the container's filesystem: ${res.stderr.trim()}`);
+        mounted.push(mnt);
+        if (o.volumes) {
+          try {
+            mountVolumes(mnt, r.Mounts, mounted);
+          } catch (err) {
+            throw new EngineError(500, (err as Error).message);
+          }
+        }
         return await fn(mnt);
       } finally {
-        umount(mnt);
-        rmSync(mnt, { recursive: true, force: true });
+        for (const p of mounted.reverse()) unmountNow(p);
+        // Not recursive: were anything still mounted there, its files would go.
+        try { rmdirSync(mnt); } catch (err) { this.#log(`cp: cannot remove ${mnt}: ${(err as Error).message}`); }
       }
     });
   }
@@ -1928,8 +1945,9 @@ function isZombie(pid: number): boolean {
   }
 }
 
+/** Detaches a mount before returning (lazily: a busy one goes too), so that its directory may be removed. */
 export function umount(path: string): void {
-  spawn("umount", ["-l", path], { stdio: "ignore" }).on("error", () => {});
+  spawnSync("umount", ["-l", path], { stdio: "ignore" });
 }
 
 export function runCapture(cmd: string, args: string[], input?: Buffer, cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
