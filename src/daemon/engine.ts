@@ -35,7 +35,7 @@ import { monitorAlive, readExitFile } from "../runtime/monitor.js";
 import { mountVolumes, unmountNow } from "./container-fs.js";
 import type { BerthPrivate, ContainerConfig, ContainerRecord, HostConfig, MountPoint } from "./types.js";
 import { badRequest, conflict, EngineError, humanDuration, KeyedMutex, NAME_PATTERN, newId, notFound, notModified, parseSignalArg, randomName, readJsonLinked, sweepJsonLinked, writeJsonLinked, ZERO_TIME } from "./util.js";
-import { VolumeStore } from "./volumes.js";
+import { hasMountOptions, isMountPoint, type Volume, VolumeStore } from "./volumes.js";
 import {
   type ContainerNetwork,
   connectContainer,
@@ -331,6 +331,8 @@ export class Engine {
   readonly #waiters = new EventEmitter();
   readonly #restartTimers = new Map<string, { timer: NodeJS.Timeout; backoff: number }>();
   readonly #backoff = new Map<string, number>();
+  /** Containers between mounting their volumes' filesystems and running: users of those mounts too. */
+  readonly #startingWithVolumes = new Set<string>();
   readonly #execs = new Map<string, ExecRecord>();
   readonly #health: HealthMonitor;
   readonly #log: (msg: string) => void;
@@ -452,6 +454,9 @@ export class Engine {
         this.#log(`recovering container ${r.Id.slice(0, 12)}: ${(err as Error).message}`);
       }
     }
+    // Volume filesystems whose users all ended while the daemon was away (or whose start it never
+    // finished): the users are the containers running now, so the count survives a restart.
+    for (const v of this.volumes.list()) this.#releaseOptionedVolume(v);
     this.events.publish("daemon", "reload", "berth", {});
   }
 
@@ -679,7 +684,9 @@ export class Engine {
     const useVolume = (name: string | undefined, target: string, readOnly: boolean, anonymous: boolean, noCopy = false) => {
       const { volume, created } = this.volumes.create(name, { anonymous });
       if (created && anonymous) r.berth.anonVolumes.push(volume.Name);
-      if (!volume.populated && !noCopy) {
+      if (hasMountOptions(volume)) {
+        if (!noCopy) (r.berth.copyUpOnMount ??= []).push(target);
+      } else if (!volume.populated && !noCopy) {
         copyUp(image.lowerDirs, target, volume.Mountpoint);
         this.volumes.markPopulated(volume.Name);
       }
@@ -1010,6 +1017,25 @@ export class Engine {
       await network?.release();
       throw err;
     }
+    this.#startingWithVolumes.add(r.Id);
+    try {
+      this.#mountOptionedVolumes(r);
+    } catch (err) {
+      this.#startingWithVolumes.delete(r.Id);
+      this.#releaseOptionedVolumes(r);
+      await network?.release();
+      throw err;
+    }
+    try {
+      await this.#startMounted(r, isRestart, spec, network);
+    } finally {
+      this.#startingWithVolumes.delete(r.Id);
+      // A start that failed leaves no mount behind (a running one keeps them: it is a user).
+      if (!r.State.Running) this.#releaseOptionedVolumes(r);
+    }
+  }
+
+  async #startMounted(r: ContainerRecord, isRestart: boolean, spec: Spec, network: ContainerNetwork | undefined): Promise<void> {
     const stateDir = join(this.execRoot, "engine", r.Id);
     rmSync(stateDir, { recursive: true, force: true });
     mkdirSync(stateDir, { recursive: true, mode: 0o711 });
@@ -1141,6 +1167,7 @@ export class Engine {
     r.berth.pidStart = undefined;
     const exitCode = oom && code === 137 ? 137 : code;
     Object.assign(r.State, { Status: "exited", Running: false, Paused: false, Restarting: false, OOMKilled: oom, Pid: 0, ExitCode: exitCode, Error: error, FinishedAt: new Date().toISOString() });
+    this.#releaseOptionedVolumes(r);
     r.NetworkSettings = this.#networkSettingsOf(r);
     if (r.State.Health) r.State.Health.Status = "unhealthy";
     if (!this.#records.has(r.Id)) return;
@@ -1865,6 +1892,35 @@ export class Engine {
       await this.remove(r.Id, {}).then(() => deleted.push(r.Id), () => undefined);
     }
     return { ContainersDeleted: deleted, SpaceReclaimed: space };
+  }
+
+  /**
+   * Mounts the filesystems of r's volumes that have type/device/o (dockerd's local driver, on a
+   * container's start), and copies the image's content into a freshly mounted empty one.
+   */
+  #mountOptionedVolumes(r: ContainerRecord): void {
+    for (const m of r.Mounts) {
+      if (m.Type !== "volume" || !m.Name) continue;
+      const v = this.volumes.get(m.Name);
+      if (!v || !hasMountOptions(v)) continue;
+      const fresh = this.volumes.mountOptioned(v);
+      if (fresh && r.berth.copyUpOnMount?.includes(m.Destination)) copyUp(r.berth.lowerDirs, m.Destination, v.Mountpoint);
+    }
+  }
+
+  /** Unmounts r's volume filesystems that no other container uses now (running, or starting). */
+  #releaseOptionedVolumes(r: ContainerRecord): void {
+    for (const m of r.Mounts) {
+      if (m.Type !== "volume" || !m.Name) continue;
+      const v = this.volumes.get(m.Name);
+      if (v) this.#releaseOptionedVolume(v);
+    }
+  }
+
+  #releaseOptionedVolume(v: Volume): void {
+    if (!hasMountOptions(v) || !isMountPoint(v.Mountpoint)) return;
+    const inUse = this.list().some((c) => (c.State.Running || this.#startingWithVolumes.has(c.Id)) && c.Mounts.some((m) => m.Type === "volume" && m.Name === v.Name));
+    if (!inUse) this.volumes.unmountOptioned(v);
   }
 
   volumeUsers(name: string): string[] {

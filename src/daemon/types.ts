@@ -150,6 +150,11 @@ export interface BerthPrivate {
   manuallyStopped: boolean;
   /** Anonymous volumes made for this container (removed by rm -v). */
   anonVolumes: string[];
+  /**
+   * Targets of its volumes that mount a filesystem (type/device/o) and take the image's content when
+   * freshly mounted empty (copy-up at start, not at create: the mount would hide it); nocopy ones not.
+   */
+  copyUpOnMount?: string[];
   /** Tmpfs mounts from --tmpfs and --mount type=tmpfs. */
   tmpfs: { target: string; options: string[] }[];
   /** The resolved stop signal and timeout. */

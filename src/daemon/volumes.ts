@@ -1,9 +1,12 @@
 // Named and anonymous volumes: <data-root>/volumes/<name>/_data, metadata in volume.json (atomic).
+// A volume made with the local driver's options (type, device, o) has that filesystem mounted on its
+// _data while containers run with it (the engine decides when: mountOptioned / unmountOptioned).
 
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
-import { join } from "node:path";
-import { badRequest, conflict, notFound, readJson, writeJsonAtomic } from "./util.js";
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
+import { badRequest, conflict, EngineError, notFound, readJson, writeJsonAtomic } from "./util.js";
 
 export interface Volume {
   Name: string;
@@ -20,6 +23,54 @@ export interface Volume {
 }
 
 const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+
+/** dockerd's local driver: each option needs the others listed (its mandatoryOpts). */
+const REQUIRED_WITH: Record<string, string[]> = { type: ["device"], device: ["type"], o: ["device", "type"] };
+
+/**
+ * Checks the local driver's options as dockerd does, and what Berth can mount: tmpfs, and a bind of an
+ * existing host directory (type none, o bind or rbind). Other filesystems are refused rather than
+ * accepted and failing at the first start.
+ */
+export function checkVolumeOptions(volName: string, options: Record<string, string>): void {
+  for (const k of Object.keys(options)) {
+    if (!(k in REQUIRED_WITH)) throw badRequest(`create ${volName}: invalid option key: "${k}"`);
+  }
+  for (const k of Object.keys(options)) {
+    for (const need of REQUIRED_WITH[k]) {
+      if (!(need in options)) throw badRequest(`create ${volName}: missing required option: "${need}"`);
+    }
+  }
+  if (!("type" in options)) return;
+  const type = options.type;
+  const o = (options.o ?? "").split(",").filter(Boolean);
+  if (type === "tmpfs") return;
+  if (type === "none" && (o.includes("bind") || o.includes("rbind"))) {
+    const device = options.device;
+    if (!isAbsolute(device)) throw badRequest(`create ${volName}: bind device must be an absolute host path: "${device}"`);
+    let isDir = false;
+    try { isDir = statSync(device).isDirectory(); } catch { /* missing */ }
+    if (!isDir) throw badRequest(`create ${volName}: bind device ${device} does not exist or is not a directory`);
+    return;
+  }
+  if (type === "none") throw badRequest(`create ${volName}: type "none" needs o=bind or o=rbind`);
+  throw badRequest(`create ${volName}: volume type "${type}" is not supported by Berth (only type=tmpfs, and type=none with o=bind)`);
+}
+
+/** Whether `path` is a mount point (an entry of /proc/self/mountinfo). */
+export function isMountPoint(path: string): boolean {
+  try { path = realpathSync(path); } catch { return false; }
+  let info = "";
+  try { info = readFileSync("/proc/self/mountinfo", "utf8"); } catch { return false; }
+  // mountinfo escapes space, tab, newline and backslash in octal.
+  const unescape = (p: string) => p.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+  return info.split("\n").some((l) => l.split(" ")[4] !== undefined && unescape(l.split(" ")[4]) === path);
+}
+
+/** Whether the volume mounts a filesystem of its own (type/device/o). */
+export function hasMountOptions(v: Volume): boolean {
+  return Boolean(v.Options && v.Options.type);
+}
 
 export class VolumeStore {
   readonly root: string;
@@ -63,15 +114,7 @@ export class VolumeStore {
       throw badRequest(`create ${volName}: "${volName}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
     }
     if (o.driver && o.driver !== "local") throw badRequest(`create ${volName}: volume driver "${o.driver}" is not supported (only local)`);
-    for (const k of Object.keys(o.options ?? {})) {
-      if (!["type", "device", "o"].includes(k)) throw badRequest(`create ${volName}: invalid option key: "${k}"`);
-    }
-    // The local driver's type/device/o mount a filesystem (tmpfs, a bind, NFS...) on the volume while
-    // containers use it. Berth does not mount volumes yet: refused rather than accepted and ignored (a
-    // "size=1m" tmpfs that is really the data root's disk).
-    if (Object.keys(o.options ?? {}).length > 0) {
-      throw badRequest(`create ${volName}: the local driver's mount options (type, device, o) are not supported by Berth: use a plain volume, --mount type=tmpfs or a bind mount`);
-    }
+    checkVolumeOptions(volName, o.options ?? {});
     const existing = this.get(volName);
     if (existing) return { volume: existing, created: false };
     const tmp = join(this.root, `.tmp-${volName}-${process.pid}`);
@@ -87,6 +130,8 @@ export class VolumeStore {
       Options: o.options && Object.keys(o.options).length > 0 ? o.options : null,
       anonymous: o.anonymous || undefined,
     };
+    // dockerd keeps the options in opts.json beside _data; volume.json has them too (its Options).
+    if (volume.Options) writeJsonAtomic(join(tmp, "opts.json"), { MountType: volume.Options.type ?? "", MountOpts: volume.Options.o ?? "", MountDevice: volume.Options.device ?? "" });
     writeJsonAtomic(join(tmp, "volume.json"), volume);
     try {
       renameSync(tmp, this.#path(volName));
@@ -106,6 +151,32 @@ export class VolumeStore {
     writeJsonAtomic(join(this.#path(name), "volume.json"), v);
   }
 
+  /**
+   * Mounts the volume's filesystem on its _data unless it is mounted already. True when this call
+   * mounted it (a fresh, possibly empty filesystem: copy-up may follow).
+   */
+  mountOptioned(v: Volume): boolean {
+    if (!hasMountOptions(v) || isMountPoint(v.Mountpoint)) return false;
+    const opts = v.Options as Record<string, string>;
+    mkdirSync(v.Mountpoint, { recursive: true, mode: 0o755 });
+    const args = ["-t", opts.type, ...(opts.o ? ["-o", opts.o] : []), opts.device, v.Mountpoint];
+    const res = spawnSync("mount", args, { encoding: "utf8" });
+    if (res.status !== 0) {
+      const why = (res.stderr || res.error?.message || `mount exited ${res.status}`).trim();
+      throw new EngineError(500, `error while mounting volume '${v.Mountpoint}': failed to mount local volume: mount ${opts.device}:${v.Mountpoint}, type ${opts.type}, data ${opts.o ?? ""}: ${why}`);
+    }
+    return true;
+  }
+
+  /** Unmounts the volume's filesystem when mounted (lazily if still busy: no container has it by then). */
+  unmountOptioned(v: Volume): void {
+    if (!hasMountOptions(v)) return;
+    for (let i = 0; i < 8 && isMountPoint(v.Mountpoint); i++) {
+      // A mount stacked twice (a start racing a crash) needs one umount each.
+      if (spawnSync("umount", [v.Mountpoint], { stdio: "ignore" }).status !== 0) spawnSync("umount", ["-l", v.Mountpoint], { stdio: "ignore" });
+    }
+  }
+
   remove(name: string, usedBy: string[], force = false): void {
     const v = this.get(name);
     if (!v) {
@@ -113,6 +184,9 @@ export class VolumeStore {
       throw notFound(`get ${name}: no such volume`);
     }
     if (usedBy.length > 0) throw conflict(`remove ${name}: volume is in use - [${usedBy.join(", ")}]`);
+    // Never delete through a mount: a bind volume's files are the host directory's.
+    this.unmountOptioned(v);
+    if (isMountPoint(v.Mountpoint)) throw conflict(`remove ${name}: its filesystem is still mounted at ${v.Mountpoint}`);
     // Rename first so a crash mid-delete never leaves a volume that looks whole.
     const trash = join(this.root, `.tmp-rm-${name}-${process.pid}`);
     renameSync(this.#path(name), trash);
