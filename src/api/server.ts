@@ -685,7 +685,7 @@ route("POST", "/networks/{id}/connect", async (ctx) => {
 route("POST", "/networks/{id}/disconnect", async (ctx) => {
   const body = await jsonBody(ctx);
   if (typeof body.Container !== "string") throw badRequest("Container: the container to disconnect is required");
-  await ctx.engine.disconnectNetwork(ctx.params[0], body.Container);
+  await ctx.engine.disconnectNetwork(ctx.params[0], body.Container, body.Force === true);
   sendEmpty(ctx, 200);
 });
 route("POST", "/networks/prune", async (ctx) => {

@@ -41,6 +41,7 @@ import {
   connectContainer,
   containerNetworkSettings,
   disconnectContainer,
+  endpointAliases,
   inspectNetwork,
   type NetworkContext,
   networkIdsByName,
@@ -850,9 +851,9 @@ export class Engine {
     await this.#mutex.run(r0.Id, async () => {
       const r = this.lookup(r0.Id);
       const mode = this.#networkMode(r);
-      if (mode === "host" || mode === "none" || mode.startsWith("container:")) {
-        throw badRequest(`container ${r.Id.slice(0, 12)} uses --network ${mode}: it cannot be connected to other networks`);
-      }
+      // dockerd's words for each mode that has no network of its own to add to.
+      if (mode === "none") throw badRequest("container cannot be connected to multiple networks with one of the networks in private (none) mode");
+      if (mode === "host" || mode.startsWith("container:")) throw badRequest("container sharing network namespace with another container or host cannot be connected to any other network");
       const net = await this.#findNetwork(netRef);
       if (net.Name === "host" || net.Name === "none") throw badRequest(`container cannot be connected to the ${net.Name} network`);
       if (net.Name === "bridge" && cfg.aliases?.length) throw badRequest("network-scoped aliases are only supported for user-defined networks");
@@ -861,7 +862,7 @@ export class Engine {
       if (net.Name in attached) throw new EngineError(403, `endpoint with name ${r.Name.slice(1)} already exists in network ${net.Name}`);
       if (r.State.Running && r.State.Pid) {
         try {
-          await connectContainer(this.net, net.Id, { containerId: r.Id, name: r.Name.slice(1), pid: r.State.Pid, ip: cfg.ip, aliases: cfg.aliases });
+          await connectContainer(this.net, net.Id, { containerId: r.Id, name: r.Name.slice(1), pid: r.State.Pid, ip: cfg.ip, aliases: cfg.aliases, dns: r.HostConfig.Dns ?? undefined });
         } catch (err) {
           throw badRequest((err as Error).message);
         }
@@ -874,30 +875,43 @@ export class Engine {
     });
   }
 
-  /** `network disconnect`: the interface goes now (if it runs) and the network leaves the record. */
-  async disconnectNetwork(netRef: string, containerRef: string): Promise<void> {
+  /**
+   * `network disconnect`: the interface goes now (if it runs) and the network leaves the record. As
+   * dockerd 20.10: a stopped container (or -f) may drop a network that was removed since, by the name
+   * its record has; a running one must name an existing network.
+   */
+  async disconnectNetwork(netRef: string, containerRef: string, force = false): Promise<void> {
     const r0 = this.lookup(containerRef);
     await this.#mutex.run(r0.Id, async () => {
       const r = this.lookup(r0.Id);
       const mode = this.#networkMode(r);
-      if (mode === "host" || mode === "none" || mode.startsWith("container:")) {
+      if (mode === "host") throw badRequest("container cannot be disconnected from host network or connected to host network");
+      if (mode === "none" || mode.startsWith("container:")) {
         throw badRequest(`container ${r.Id.slice(0, 12)} uses --network ${mode}: it cannot be disconnected from it`);
       }
-      const net = await this.#findNetwork(netRef);
+      let net: { Name: string; Id: string; Driver: string } | undefined;
+      try {
+        net = await this.#findNetwork(netRef);
+      } catch (err) {
+        if (r.State.Running && !force) throw err;
+      }
       const attached = await this.#attachedByName(r);
-      if (!(net.Name in attached)) throw badRequest(`container ${r.Id.slice(0, 12)} is not connected to network ${net.Name}`);
-      if (r.State.Running) {
+      const name = net?.Name ?? netRef;
+      if (!(name in attached)) {
+        throw new EngineError(500, r.State.Running && net ? `container ${r.Id} is not connected to network ${name}` : `container ${r.Id} is not connected to the network ${netRef}`);
+      }
+      if (r.State.Running && net) {
         try {
-          await disconnectContainer(this.net, net.Id, r.Id);
+          await disconnectContainer(this.net, net.Id, r.Id, { pid: r.State.Pid, dns: r.HostConfig.Dns ?? undefined });
         } catch (err) {
           if (!/is not connected/.test((err as Error).message)) throw badRequest((err as Error).message);
         }
       }
-      delete attached[net.Name];
+      delete attached[name];
       r.berth.networks = attached;
       r.NetworkSettings = this.#networkSettingsOf(r);
       this.#save(r);
-      this.events.publish("network", "disconnect", net.Id, { container: r.Id, name: net.Name, type: net.Driver });
+      if (net) this.events.publish("network", "disconnect", net.Id, { container: r.Id, name: net.Name, type: net.Driver });
     });
   }
 
@@ -941,7 +955,7 @@ export class Engine {
     const template = Object.values(settings.Networks as Record<string, Record<string, unknown>>)[0];
     const ids = networkIdsByName(this.net);
     settings.Networks = Object.fromEntries(this.#attachments(r).map(([name, cfg]) => [name, {
-      ...template, NetworkID: ids[name] ?? "", IPAMConfig: cfg.ip ? { IPv4Address: cfg.ip } : null, Aliases: cfg.aliases?.length ? cfg.aliases : null,
+      ...template, NetworkID: ids[name] ?? "", IPAMConfig: cfg.ip ? { IPv4Address: cfg.ip } : null, Aliases: endpointAliases(name === "bridge", cfg.aliases ?? [], r.Id),
     }]));
     return settings;
   }
@@ -1072,7 +1086,7 @@ export class Engine {
           await network?.started(pid);
           // The other networks it is connected to (network connect), while the container waits to run.
           for (const [name, cfg] of this.#attachments(r).slice(1)) {
-            await connectContainer(this.net, name, { containerId: r.Id, name: r.Name.replace(/^\//, ""), pid, ip: cfg.ip, aliases: cfg.aliases });
+            await connectContainer(this.net, name, { containerId: r.Id, name: r.Name.replace(/^\//, ""), pid, ip: cfg.ip, aliases: cfg.aliases, dns: r.HostConfig.Dns ?? undefined });
           }
           r.berth.pid = pid;
           r.berth.pidStart = processStartTime(pid);

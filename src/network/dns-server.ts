@@ -10,13 +10,12 @@ import { fileURLToPath } from "node:url";
 import { answerFromTable, decode, encodeResponse, type Message, type NameTable, RCODE } from "./dns.js";
 import { parseResolvConf } from "./etc-files.js";
 import { readState, statePath } from "./store.js";
+import type { NetworkState } from "./types.js";
 
-/** The names on a network, and each container's own --dns servers (by its address). */
-export function nameTable(dataRoot: string, networkId: string): NameTable & { upstream: Map<string, string[]> } {
-  const state = readState(dataRoot);
+/** The names and addresses of the containers on one network. */
+function networkNames(state: NetworkState, networkId: string): NameTable {
   const forward = new Map<string, string[]>();
   const reverse = new Map<string, string>();
-  const upstream = new Map<string, string[]>();
   // As docker's embedded DNS, a name also answers with the network's name after it: "db.mynet".
   const netName = state.networks[networkId]?.name;
   const add = (name: string, ip: string) => {
@@ -32,9 +31,40 @@ export function nameTable(dataRoot: string, networkId: string): NameTable & { up
     add(ep.containerId.slice(0, 12), ep.ip);
     for (const a of ep.aliases) add(a, ep.ip);
     reverse.set(ep.ip, ep.containerName || ep.containerId.slice(0, 12));
-    if (ep.dns?.length) upstream.set(ep.ip, ep.dns);
   }
-  return { forward, reverse, upstream };
+  return { forward, reverse };
+}
+
+/**
+ * The names on a network, each container's own --dns servers (by its address), and, for a container
+ * also attached to other user networks (network connect), the names of those too: its resolv.conf
+ * names one network's server, and docker's resolver answers for every network of the container (this
+ * one first, then the others by name).
+ */
+export function nameTable(dataRoot: string, networkId: string): NameTable & { upstream: Map<string, string[]>; byClient: Map<string, NameTable> } {
+  const state = readState(dataRoot);
+  const own = networkNames(state, networkId);
+  const upstream = new Map<string, string[]>();
+  const byClient = new Map<string, NameTable>();
+  const others = new Map<string, NameTable>();
+  for (const ep of Object.values(state.endpoints)) {
+    if (ep.networkId !== networkId) continue;
+    if (ep.dns?.length) upstream.set(ep.ip, ep.dns);
+    const nets = Object.values(state.endpoints)
+      .filter((e) => e.containerId === ep.containerId && e.networkId !== networkId && state.networks[e.networkId] && !state.networks[e.networkId].isDefault)
+      .map((e) => state.networks[e.networkId])
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
+    if (nets.length === 0) continue;
+    const merged: NameTable = { forward: new Map(own.forward), reverse: new Map(own.reverse) };
+    for (const net of nets) {
+      let t = others.get(net.id);
+      if (!t) others.set(net.id, (t = networkNames(state, net.id)));
+      for (const [k, v] of t.forward) if (!merged.forward.has(k)) merged.forward.set(k, v);
+      for (const [k, v] of t.reverse) if (!merged.reverse.has(k)) merged.reverse.set(k, v);
+    }
+    byClient.set(ep.ip, merged);
+  }
+  return { ...own, upstream, byClient };
 }
 
 export interface DnsServerOptions {
@@ -52,7 +82,7 @@ export function startDnsServer(o: DnsServerOptions): Promise<Socket> {
   const upstream = o.upstream ?? (() => {
     try { return parseResolvConf(readFileSync("/etc/resolv.conf", "utf8")).nameservers.filter((s) => !s.includes(":")); } catch { return []; }
   })();
-  let table: ReturnType<typeof nameTable> = { forward: new Map(), reverse: new Map(), upstream: new Map() };
+  let table: ReturnType<typeof nameTable> = { forward: new Map(), reverse: new Map(), upstream: new Map(), byClient: new Map() };
   let stamp = "";
   const refresh = () => {
     let now = "";
@@ -85,7 +115,7 @@ export function startDnsServer(o: DnsServerOptions): Promise<Socket> {
     if (query.flags & 0x8000) return; // a response, not a query
     const reply = (b: Buffer) => sock.send(b, rinfo.port, rinfo.address);
     refresh();
-    const r = answerFromTable(query, table);
+    const r = answerFromTable(query, table.byClient.get(rinfo.address) ?? table);
     if (r === "forward") relay(query, raw, reply, rinfo.address);
     else reply(encodeResponse(query, r.answers, r.rcode));
   });

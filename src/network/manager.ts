@@ -509,6 +509,16 @@ export function networkIdsByName(ctx: NetworkContext): Record<string, string> {
   return { ...Object.fromEntries(Object.values(state.networks).map((n) => [n.name, n.id])), host: PSEUDO.host.id, none: PSEUDO.none.id };
 }
 
+/**
+ * inspect's Aliases of an endpoint, as dockerd with API 1.43: on a user network the --network-alias /
+ * --alias names and then the container's short id (which its DNS answers too); null on the default bridge.
+ */
+export function endpointAliases(isDefaultBridge: boolean, aliases: string[], containerId: string): string[] | null {
+  if (isDefaultBridge) return aliases.length ? aliases : null;
+  const short = containerId.slice(0, 12);
+  return aliases.includes(short) ? aliases : [...aliases, short];
+}
+
 /** docker's NetworkSettings of a container (container inspect). */
 export function containerNetworkSettings(ctx: NetworkContext, containerId: string, exposed: string[] = []): Record<string, unknown> {
   const state = readState(ctx.dataRoot);
@@ -519,7 +529,7 @@ export function containerNetworkSettings(ctx: NetworkContext, containerId: strin
     const net = state.networks[ep.networkId];
     if (!net) continue;
     const entry = {
-      IPAMConfig: null, Links: null, Aliases: ep.aliases.length ? ep.aliases : null, NetworkID: net.id, EndpointID: ep.id,
+      IPAMConfig: null, Links: null, Aliases: endpointAliases(net.isDefault, ep.aliases, containerId), NetworkID: net.id, EndpointID: ep.id,
       Gateway: net.internal ? "" : net.gateway, IPAddress: ep.ip, IPPrefixLen: parseCidr(net.subnet).prefix, IPv6Gateway: "",
       GlobalIPv6Address: "", GlobalIPv6PrefixLen: 0, MacAddress: ep.mac, DriverOpts: null,
     };
@@ -891,6 +901,71 @@ export interface ConnectOptions {
   ip?: string;
   aliases?: string[];
   owner?: string;
+  /** The container's --dns servers: its network's embedded DNS relays to them, as for its first network. */
+  dns?: string[];
+}
+
+/**
+ * The endpoint that gives a container its default route, as libnetwork orders a sandbox's endpoints
+ * (no --gw-priority before API 1.48): internal networks last, then by network name. dockerd 20.10 moves
+ * the route when a connect or disconnect changes which one that is.
+ */
+function gatewayEndpoint(state: NetworkState, containerId: string): EndpointRecord | undefined {
+  return Object.values(state.endpoints)
+    .filter((e) => e.containerId === containerId && state.networks[e.networkId] && !state.networks[e.networkId].internal)
+    .sort((a, b) => (state.networks[a.networkId].name < state.networks[b.networkId].name ? -1 : 1))[0];
+}
+
+async function routeVia(state: NetworkState, ep: EndpointRecord, pid: number): Promise<void> {
+  const net = state.networks[ep.networkId];
+  await runFilesystemOps([netlinkOp(newDefaultRoute(net.gateway, { replace: true }), {
+    netns: `/proc/${pid}/ns/net`, ifname: ep.ifname, what: `set the default route via ${net.gateway} on ${ep.ifname}`,
+  })]);
+}
+
+/** The /etc/hosts line of a container's own address on a network (as its first network's, etc-files.ts). */
+function ownHostsLine(hostname: string, ep: EndpointRecord): string {
+  return `${ep.ip}\t${[hostname, ...[ep.containerName, ...ep.aliases].filter((a) => a && a !== hostname)].join(" ")}`;
+}
+
+/**
+ * Keeps a running container's /etc/hosts and resolv.conf in step with its endpoints: `added` gets its
+ * line, `removed` loses it; the resolver is the embedded DNS of a user network it is on (the one it
+ * used while that network stays, else the first by name), or, on none, its --dns or the host's servers.
+ * Written in place: the files are bind-mounted by inode.
+ */
+function updateEtcFiles(ctx: NetworkContext, state: NetworkState, containerId: string, change: { added?: EndpointRecord; removed?: EndpointRecord; dns?: string[] }): void {
+  const dir = containerFilesDir(ctx, containerId);
+  let hostname: string;
+  let hosts: string;
+  let resolv: string;
+  try {
+    hostname = readFileSync(join(dir, "hostname"), "utf8").trim();
+    hosts = readFileSync(join(dir, "hosts"), "utf8");
+    resolv = readFileSync(join(dir, "resolv.conf"), "utf8");
+  } catch {
+    return; // not started here (a created container gets them at start)
+  }
+  let lines = hosts.split("\n").filter(Boolean);
+  if (change.removed) {
+    const own = `${change.removed.ip}\t${hostname}`;
+    lines = lines.filter((l) => l !== own && !l.startsWith(`${own} `));
+  }
+  if (change.added) lines.push(ownHostsLine(hostname, change.added));
+  writeFileSync(join(dir, "hosts"), `${lines.join("\n")}\n`);
+
+  const mine = Object.values(state.endpoints).filter((e) => e.containerId === containerId && state.networks[e.networkId] && !state.networks[e.networkId].isDefault);
+  const gateways = mine.map((e) => state.networks[e.networkId]).sort((a, b) => (a.name < b.name ? -1 : 1)).map((n) => n.gateway);
+  const current = parseResolvConf(resolv).nameservers;
+  const removedGateway = change.removed ? state.networks[change.removed.networkId]?.gateway : undefined;
+  const wasEmbedded = current.length === 1 && (gateways.includes(current[0]) || current[0] === removedGateway);
+  let servers: string[] | undefined;
+  if (wasEmbedded && gateways.includes(current[0])) servers = undefined;
+  else if (gateways.length) servers = [gateways[0]];
+  else if (wasEmbedded) servers = change.dns?.length ? change.dns : parseResolvConf(readHostResolvConf()).nameservers.filter((n) => !/^(127\.|::1$)/.test(n));
+  if (!servers) return;
+  const rest = resolv.split("\n").filter((l) => l && !/^\s*nameserver\s/.test(l));
+  writeFileSync(join(dir, "resolv.conf"), `${[...servers.map((n) => `nameserver ${n}`), ...rest].join("\n")}\n`);
 }
 
 export async function connectContainer(ctx: NetworkContext, ref: string, o: ConnectOptions): Promise<EndpointRecord> {
@@ -910,7 +985,9 @@ export async function connectContainer(ctx: NetworkContext, ref: string, o: Conn
     const ep: EndpointRecord = {
       id: hex(32), networkId: net.id, containerId: o.containerId, containerName: o.name ?? "", ip, mac: macFor(ip), aliases: o.aliases ?? [],
       ports: [], hostVeth: hostVethName(o.containerId, net.id), ifname: `eth${n}`, owner: o.owner ?? ownerOf(o.pid), created: nowIso(),
+      ...(o.dns?.length && !net.isDefault ? { dns: o.dns } : {}),
     };
+    const gatewayBefore = gatewayEndpoint(state, o.containerId);
     if (await ensureBridge(net)) await applyFirewall(ctx, state);
     await ensureDns(ctx, net);
     const netns = `/proc/${o.pid}/ns/net`;
@@ -922,11 +999,14 @@ export async function connectContainer(ctx: NetworkContext, ref: string, o: Conn
       netlinkOp(linkUp(), { netns, ifname: ep.ifname, what: `bring up ${ep.ifname}` }),
     ]);
     state.endpoints[ep.id] = ep;
+    if (gatewayEndpoint(state, o.containerId) !== gatewayBefore) await routeVia(state, ep, o.pid);
+    updateEtcFiles(ctx, state, o.containerId, { added: ep, dns: o.dns });
     return ep;
   });
 }
 
-export async function disconnectContainer(ctx: NetworkContext, ref: string, containerRef: string): Promise<void> {
+/** `pid`: the container's init, whose default route moves when it loses the endpoint that had it. */
+export async function disconnectContainer(ctx: NetworkContext, ref: string, containerRef: string, o: { pid?: number; dns?: string[] } = {}): Promise<void> {
   await updateState(ctx.dataRoot, async (state) => {
     const net = findNetwork(state, ref);
     if (!net) throw noSuchNetwork(ref);
@@ -935,8 +1015,13 @@ export async function disconnectContainer(ctx: NetworkContext, ref: string, cont
     if (linkExists(ep.hostVeth)) {
       await runFilesystemOps([netlinkOp(delLink(ep.hostVeth), { netns: "", ignoreErrno: ERRNO.ENODEV, what: `delete ${ep.hostVeth}` })]);
     }
+    const wasGateway = gatewayEndpoint(state, ep.containerId) === ep;
     delete state.endpoints[ep.id];
     stopProxies(ep.id);
     if (ep.ports.length) await applyFirewall(ctx, state);
+    // Its route went with its interface: the next endpoint in docker's order takes the default route.
+    const next = gatewayEndpoint(state, ep.containerId);
+    if (wasGateway && next && o.pid) await routeVia(state, next, o.pid);
+    updateEtcFiles(ctx, state, ep.containerId, { removed: ep, dns: o.dns });
   });
 }

@@ -171,10 +171,11 @@ export function newAddress(o: { ip: string; prefix: number; broadcast?: string }
 }
 
 /** The default route via a gateway on an interface (its index looked up by the helper). */
-export function newDefaultRoute(gateway: string): NetlinkRequest {
+/** The default route via `gateway`; with `replace`, it takes the place of the one there (if any). */
+export function newDefaultRoute(gateway: string, o: { replace?: boolean } = {}): NetlinkRequest {
   // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, u32 flags
   const rtmsg = Buffer.from([AF_INET, 0, 0, 0, 254 /* main */, 3 /* boot */, 0 /* universe */, 1 /* unicast */, 0, 0, 0, 0]);
-  const { message: m, markers } = message(RTM.NEWROUTE, NLM_F.CREATE | NLM_F.EXCL, rtmsg, [
+  const { message: m, markers } = message(RTM.NEWROUTE, NLM_F.CREATE | (o.replace ? NLM_F.REPLACE : NLM_F.EXCL), rtmsg, [
     { type: RTA_GATEWAY, data: ipv4Bytes(gateway) },
     { type: RTA_OIF, data: u32(0), marker: "oif" },
   ]);
