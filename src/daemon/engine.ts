@@ -332,7 +332,7 @@ export class Engine {
   readonly #waiters = new EventEmitter();
   readonly #restartTimers = new Map<string, { timer: NodeJS.Timeout; backoff: number }>();
   readonly #backoff = new Map<string, number>();
-  /** Containers between mounting their volumes' filesystems and running: users of those mounts too. */
+  /** Containers between mounting their volumes' filesystems and running (or in a cp): users of those mounts too. */
   readonly #startingWithVolumes = new Set<string>();
   readonly #execs = new Map<string, ExecRecord>();
   readonly #health: HealthMonitor;
@@ -852,7 +852,9 @@ export class Engine {
       const r = this.lookup(r0.Id);
       const mode = this.#networkMode(r);
       // dockerd's words for each mode that has no network of its own to add to.
-      if (mode === "none") throw badRequest("container cannot be connected to multiple networks with one of the networks in private (none) mode");
+      // A --network none container may join networks once it was disconnected from none (its record
+      // then lists its networks), as dockerd allows.
+      if (mode === "none" && !r.berth.networks) throw badRequest("container cannot be connected to multiple networks with one of the networks in private (none) mode");
       if (mode === "host" || mode.startsWith("container:")) throw badRequest("container sharing network namespace with another container or host cannot be connected to any other network");
       const net = await this.#findNetwork(netRef);
       if (net.Name === "host" || net.Name === "none") throw badRequest(`container cannot be connected to the ${net.Name} network`);
@@ -886,7 +888,14 @@ export class Engine {
       const r = this.lookup(r0.Id);
       const mode = this.#networkMode(r);
       if (mode === "host") throw badRequest("container cannot be disconnected from host network or connected to host network");
-      if (mode === "none" || mode.startsWith("container:")) {
+      if (mode === "none" && !r.berth.networks && (netRef === "none" || PSEUDO_NONE_ID.startsWith(netRef))) {
+        r.berth.networks = {};
+        r.NetworkSettings = this.#networkSettingsOf(r);
+        this.#save(r);
+        this.events.publish("network", "disconnect", PSEUDO_NONE_ID, { container: r.Id, name: "none", type: "null" });
+        return;
+      }
+      if ((mode === "none" && !r.berth.networks) || mode.startsWith("container:")) {
         throw badRequest(`container ${r.Id.slice(0, 12)} uses --network ${mode}: it cannot be disconnected from it`);
       }
       let net: { Name: string; Id: string; Driver: string } | undefined;
@@ -944,7 +953,7 @@ export class Engine {
   /** inspect's NetworkSettings: the live endpoints while it runs, else the networks it will attach to. */
   #networkSettingsOf(r: ContainerRecord): ContainerRecord["NetworkSettings"] {
     const mode = this.#networkMode(r);
-    if (mode === "none" || mode === "host" || mode.startsWith("container:")) return networkSettings(r.HostConfig.NetworkMode);
+    if ((mode === "none" && !r.berth.networks) || mode === "host" || mode.startsWith("container:")) return networkSettings(r.HostConfig.NetworkMode);
     if (r.State.Running) {
       const live = containerNetworkSettings(this.net, r.Id, Object.keys(r.Config.ExposedPorts ?? {}));
       const networks = live.Networks as Record<string, Record<string, unknown>>;
@@ -1833,7 +1842,10 @@ export class Engine {
         if (res.code !== 0) throw new EngineError(500, `cannot mount the container's filesystem: ${res.stderr.trim()}`);
         mounted.push(mnt);
         if (o.volumes) {
+          // As dockerd's cp: a volume with a filesystem of its own (tmpfs, bind) is mounted meanwhile.
+          this.#startingWithVolumes.add(r.Id);
           try {
+            this.#mountOptionedVolumes(r, false);
             mountVolumes(mnt, r.Mounts, mounted);
           } catch (err) {
             throw new EngineError(500, (err as Error).message);
@@ -1842,6 +1854,7 @@ export class Engine {
         return await fn(mnt);
       } finally {
         for (const p of mounted.reverse()) unmountNow(p);
+        if (this.#startingWithVolumes.delete(r.Id)) this.#releaseOptionedVolumes(r);
         // Not recursive: were anything still mounted there, its files would go.
         try { rmdirSync(mnt); } catch (err) { this.#log(`cp: cannot remove ${mnt}: ${(err as Error).message}`); }
       }
@@ -1912,13 +1925,13 @@ export class Engine {
    * Mounts the filesystems of r's volumes that have type/device/o (dockerd's local driver, on a
    * container's start), and copies the image's content into a freshly mounted empty one.
    */
-  #mountOptionedVolumes(r: ContainerRecord): void {
+  #mountOptionedVolumes(r: ContainerRecord, copyUpFresh = true): void {
     for (const m of r.Mounts) {
       if (m.Type !== "volume" || !m.Name) continue;
       const v = this.volumes.get(m.Name);
       if (!v || !hasMountOptions(v)) continue;
       const fresh = this.volumes.mountOptioned(v);
-      if (fresh && r.berth.copyUpOnMount?.includes(m.Destination)) copyUp(r.berth.lowerDirs, m.Destination, v.Mountpoint);
+      if (fresh && copyUpFresh && r.berth.copyUpOnMount?.includes(m.Destination)) copyUp(r.berth.lowerDirs, m.Destination, v.Mountpoint);
     }
   }
 

@@ -113,6 +113,20 @@ describe("local volume driver options (tmpfs, bind) via the docker CLI", { skip,
     assert.equal(readFileSync(join(hostDir, "new"), "utf8"), "from-container\n");
     const mp = JSON.parse(ok(d.docker(["volume", "inspect", "bv"]), "inspect"))[0].Mountpoint as string;
     assert.equal(hostMount(mp), undefined);
+    // cp with a stopped container reads and writes the host directory too (mounted meanwhile, as dockerd).
+    ok(d.docker(["create", "--network", "none", "--name", "bc", "-v", "bv:/data", "host", "true"]), "create bc");
+    assert.equal(ok(d.docker(["cp", "bc:/data/hello", "-"]), "cp from").includes("from the host"), true);
+    const src = join(hostDir, "..", `${hostDir.split("/").pop()}-cp`);
+    writeFileSync(src, "copied in\n");
+    try {
+      ok(d.docker(["cp", src, "bc:/data/copied"]), "cp to");
+    } finally {
+      rmSync(src, { force: true });
+    }
+    assert.equal(readFileSync(join(hostDir, "copied"), "utf8"), "copied in\n");
+    assert.equal(hostMount(mp), undefined);
+    assert.equal(existsSync(join(mp, "copied")), false, "nothing written under the mount point");
+    ok(d.docker(["rm", "bc"]), "rm bc");
     ok(d.docker(["volume", "rm", "bv"]), "volume rm");
     assert.equal(readFileSync(join(hostDir, "hello"), "utf8"), "from the host\n");
     assert.equal(existsSync(join(hostDir, "new")), true);
