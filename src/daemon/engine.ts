@@ -852,7 +852,9 @@ export class Engine {
       const r = this.lookup(r0.Id);
       const mode = this.#networkMode(r);
       // dockerd's words for each mode that has no network of its own to add to.
-      if (mode === "none") throw badRequest("container cannot be connected to multiple networks with one of the networks in private (none) mode");
+      // A --network none container may join networks once it was disconnected from none (its record
+      // then lists its networks), as dockerd allows.
+      if (mode === "none" && !r.berth.networks) throw badRequest("container cannot be connected to multiple networks with one of the networks in private (none) mode");
       if (mode === "host" || mode.startsWith("container:")) throw badRequest("container sharing network namespace with another container or host cannot be connected to any other network");
       const net = await this.#findNetwork(netRef);
       if (net.Name === "host" || net.Name === "none") throw badRequest(`container cannot be connected to the ${net.Name} network`);
@@ -886,7 +888,16 @@ export class Engine {
       const r = this.lookup(r0.Id);
       const mode = this.#networkMode(r);
       if (mode === "host") throw badRequest("container cannot be disconnected from host network or connected to host network");
-      if (mode === "none" || mode.startsWith("container:")) {
+      if (mode === "none" && !r.berth.networks) {
+        const none = await this.#findNetwork(netRef);
+        if (none.Name !== "none") throw new EngineError(500, `container ${r.Id} is not connected to network ${none.Name}`);
+        r.berth.networks = {};
+        r.NetworkSettings = this.#networkSettingsOf(r);
+        this.#save(r);
+        this.events.publish("network", "disconnect", none.Id, { container: r.Id, name: none.Name, type: none.Driver });
+        return;
+      }
+      if (mode.startsWith("container:")) {
         throw badRequest(`container ${r.Id.slice(0, 12)} uses --network ${mode}: it cannot be disconnected from it`);
       }
       let net: { Name: string; Id: string; Driver: string } | undefined;
@@ -944,7 +955,7 @@ export class Engine {
   /** inspect's NetworkSettings: the live endpoints while it runs, else the networks it will attach to. */
   #networkSettingsOf(r: ContainerRecord): ContainerRecord["NetworkSettings"] {
     const mode = this.#networkMode(r);
-    if (mode === "none" || mode === "host" || mode.startsWith("container:")) return networkSettings(r.HostConfig.NetworkMode);
+    if ((mode === "none" && !r.berth.networks) || mode === "host" || mode.startsWith("container:")) return networkSettings(r.HostConfig.NetworkMode);
     if (r.State.Running) {
       const live = containerNetworkSettings(this.net, r.Id, Object.keys(r.Config.ExposedPorts ?? {}));
       const networks = live.Networks as Record<string, Record<string, unknown>>;
