@@ -163,7 +163,7 @@ export class VolumeStore {
     const res = spawnSync("mount", args, { encoding: "utf8" });
     if (res.status !== 0) {
       const why = (res.stderr || res.error?.message || `mount exited ${res.status}`).trim();
-      throw new EngineError(500, `error while mounting volume '${v.Mountpoint}': failed to mount local volume: mount ${opts.device}:${v.Mountpoint}, type ${opts.type}, data ${opts.o ?? ""}: ${why}`);
+      throw new EngineError(500, `failed to mount local volume: mount ${opts.device}:${v.Mountpoint}${opts.o ? `, data: ${opts.o}` : ""}: ${why.replace(/\s*\n\s*/g, " ")}`);
     }
     return true;
   }

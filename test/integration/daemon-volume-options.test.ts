@@ -147,6 +147,13 @@ describe("local volume driver options (tmpfs, bind) via the docker CLI", { skip,
       assert.equal(res.status, 400, `${JSON.stringify(opts)}: ${res.text}`);
       assert.match((res.body as { message: string }).message, message);
     }
+    // Options only the kernel refuses fail the start (as dockerd), and leave nothing mounted.
+    ok(d.docker(["volume", "create", "--opt", "type=tmpfs", "--opt", "device=tmpfs", "--opt", "o=bogus=1", "badopt"]), "create badopt");
+    const run = d.docker(["run", "--rm", "--network", "none", "-v", "badopt:/data", "host", "true"]);
+    assert.equal(run.code, 125, `${run.stdout}${run.stderr}`);
+    assert.match(run.stderr, /failed to mount local volume: mount tmpfs:\S+\/badopt\/_data, data: bogus=1: /);
+    assert.equal(hostMount(join(d.dataRoot, "volumes", "badopt", "_data")), undefined);
+    ok(d.docker(["volume", "rm", "badopt"]), "volume rm badopt");
     const cli = d.docker(["volume", "create", "--opt", "type=nfs", "--opt", "device=:/x", "bad"]);
     assert.notEqual(cli.code, 0);
     assert.match(cli.stderr, /volume type "nfs" is not supported by Berth/);
