@@ -28,6 +28,21 @@ describe("network connect/disconnect, filters, events and /etc files via the doc
   const inspectNetworks = (name: string) =>
     JSON.parse(d.docker(["inspect", "-f", "{{json .NetworkSettings.Networks}}", name]).stdout) as Record<string, { IPAddress: string; Aliases: string[] | null; NetworkID: string }>;
   const lines = (r: { stdout: string }) => r.stdout.split("\n").filter(Boolean).sort();
+  /** The container's default route: "GATEWAY IFNAME", or "" without one (what `ip route` really has). */
+  const defaultRoute = (name: string): string => {
+    const r = d.docker(["exec", name, "ip", "route"]);
+    assert.equal(r.code, 0, r.stderr);
+    const m = /^default via (\S+) dev (\S+)/m.exec(r.stdout);
+    return m ? `${m[1]} ${m[2]}` : "";
+  };
+  /** The interface that has `ip` inside the container. */
+  const ifOf = (name: string, ip: string) => Object.entries(addrs(name)).find(([, a]) => a === ip)?.[0];
+  /** The A record `who` gets for `name` from the resolver its resolv.conf names (busybox nslookup speaks DNS itself). */
+  const lookup = (who: string, name: string): string | undefined => {
+    const r = d.docker(["exec", who, "nslookup", "-type=a", name]);
+    return new RegExp(`Name:\\s*${name.replace(/\./g, "\\.")}\\s*\\nAddress:\\s*(\\S+)`).exec(r.stdout)?.[1];
+  };
+  const file = (name: string, path: string) => d.docker(["exec", name, "cat", path]).stdout;
 
   before(async () => {
     d = new TestDaemon("berth-dnc-");
@@ -35,7 +50,7 @@ describe("network connect/disconnect, filters, events and /etc files via the doc
     const rootfs = join(d.root, "rootfs");
     mkdirSync(join(rootfs, "bin"), { recursive: true });
     copyFileSync(BUSYBOX as string, join(rootfs, "bin/busybox"));
-    for (const a of ["sh", "sleep", "cat", "ip", "true"]) symlinkSync("busybox", join(rootfs, "bin", a));
+    for (const a of ["sh", "sleep", "cat", "ip", "true", "nslookup", "ping"]) symlinkSync("busybox", join(rootfs, "bin", a));
     const tar = join(d.root, "rootfs.tar");
     assert.equal(spawnSync("tar", ["-C", rootfs, "-cf", tar, "."]).status, 0);
     assert.equal(d.docker(["import", tar, "bb"]).code, 0);
@@ -56,7 +71,9 @@ describe("network connect/disconnect, filters, events and /etc files via the doc
     let nets = inspectNetworks("f1");
     assert.deepEqual(Object.keys(nets).sort(), ["bridge", "n1"]);
     assert.equal(nets.n1.IPAddress, "10.213.7.7");
-    assert.deepEqual(nets.n1.Aliases, ["al1"]);
+    const shortId = d.docker(["inspect", "-f", "{{.Id}}", "f1"]).stdout.trim().slice(0, 12);
+    assert.deepEqual(nets.n1.Aliases, ["al1", shortId], "API 1.43: the aliases, then the short id (user networks only)");
+    assert.equal(nets.bridge.Aliases, null);
     assert.equal(nets.bridge.IPAddress, addrs("f1").eth0);
     assert.equal(d.docker(["ps", "--filter", "name=f1", "--format", "{{.Networks}}"]).stdout.trim().split(",").sort().join(","), "bridge,n1");
     assert.deepEqual(lines(d.docker(["ps", "--filter", "network=n1", "--format", "{{.Names}}"])), ["f1"]);
@@ -195,5 +212,110 @@ describe("network connect/disconnect, filters, events and /etc files via the doc
     assert.ok(got.some((l) => l.startsWith("destroy nx ")), "prune publishes destroy");
     assert.equal(d.docker(["rm", "-f", "e1"]).code, 0);
     assert.equal(d.docker(["network", "rm", "nplain", "n1"]).code, 0);
+  });
+
+  test("the default route follows dockerd's choice: reconnecting the only network gives it back; by network name, internal last; a disconnected gateway passes it on", () => {
+    assert.equal(d.docker(["network", "create", "--subnet", "10.213.12.0/24", "ra"]).code, 0);
+    assert.equal(d.docker(["network", "create", "--subnet", "10.213.13.0/24", "rb"]).code, 0);
+    assert.equal(d.docker(["network", "create", "--internal", "--subnet", "10.213.14.0/24", "ai"]).code, 0);
+    assert.equal(d.docker(["run", "-d", "--name", "g1", "bb", "sleep", "300"]).code, 0);
+    const bridgeGw = inspectNetworks("g1").bridge as unknown as { Gateway: string };
+    assert.equal(defaultRoute("g1"), `${bridgeGw.Gateway} eth0`);
+    assert.equal(d.docker(["network", "disconnect", "bridge", "g1"]).code, 0);
+    assert.equal(defaultRoute("g1"), "", "no network, no route");
+    assert.equal(d.docker(["network", "connect", "bridge", "g1"]).code, 0);
+    const ip = inspectNetworks("g1").bridge.IPAddress;
+    assert.equal(defaultRoute("g1"), `${bridgeGw.Gateway} ${ifOf("g1", ip)}`, "the reconnected network gives the route back");
+
+    // rb first, then ra connected: ra sorts first and takes the route; an internal network never does.
+    assert.equal(d.docker(["run", "-d", "--name", "g2", "--network", "rb", "bb", "sleep", "300"]).code, 0);
+    assert.equal(defaultRoute("g2"), "10.213.13.1 eth0");
+    assert.equal(d.docker(["network", "connect", "ai", "g2"]).code, 0);
+    assert.equal(defaultRoute("g2"), "10.213.13.1 eth0", "an internal network gives no route, whatever its name");
+    assert.equal(d.docker(["network", "connect", "ra", "g2"]).code, 0);
+    assert.equal(defaultRoute("g2"), `10.213.12.1 ${ifOf("g2", inspectNetworks("g2").ra.IPAddress)}`);
+    // A restart attaches rb first again, and the route still goes by name.
+    assert.equal(d.docker(["restart", "-t", "0", "g2"]).code, 0);
+    assert.equal(defaultRoute("g2"), `10.213.12.1 ${ifOf("g2", inspectNetworks("g2").ra.IPAddress)}`);
+    assert.equal(d.docker(["network", "disconnect", "ra", "g2"]).code, 0);
+    assert.equal(defaultRoute("g2"), `10.213.13.1 ${ifOf("g2", inspectNetworks("g2").rb.IPAddress)}`, "the gateway's disconnect passes the route on");
+
+    // --network none: connect is refused until the container leaves none, as dockerd.
+    assert.equal(d.docker(["run", "-d", "--name", "g3", "--network", "none", "bb", "sleep", "300"]).code, 0);
+    const refused = d.docker(["network", "connect", "ra", "g3"]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /container cannot be connected to multiple networks with one of the networks in private \(none\) mode/);
+    assert.equal(d.docker(["network", "disconnect", "none", "g3"]).code, 0);
+    assert.deepEqual(inspectNetworks("g3"), {});
+    const c = d.docker(["network", "connect", "ra", "g3"]);
+    assert.equal(c.code, 0, c.stderr);
+    assert.equal(defaultRoute("g3"), "10.213.12.1 eth0");
+    assert.deepEqual(Object.keys(inspectNetworks("g3")), ["ra"]);
+    assert.equal(d.docker(["rm", "-f", "g1", "g2", "g3"]).code, 0);
+  });
+
+  test("connect updates /etc/hosts and the resolver; names resolve on the connected network both ways, across every network of the container", () => {
+    assert.equal(d.docker(["run", "-d", "--name", "h1", "bb", "sleep", "300"]).code, 0);
+    assert.equal(d.docker(["run", "-d", "--name", "ho", "--network", "ra", "bb", "sleep", "300"]).code, 0);
+    assert.equal(d.docker(["run", "-d", "--name", "hb", "--network", "rb", "bb", "sleep", "300"]).code, 0);
+    const id = d.docker(["inspect", "-f", "{{.Id}}", "h1"]).stdout.trim().slice(0, 12);
+    const resolvBefore = file("h1", "/etc/resolv.conf");
+    assert.doesNotMatch(resolvBefore, /10\.213\./);
+    assert.equal(d.docker(["network", "connect", "--alias", "hal", "ra", "h1"]).code, 0);
+    const ip = inspectNetworks("h1").ra.IPAddress;
+    assert.match(file("h1", "/etc/hosts"), new RegExp(`^${ip.replace(/\./g, "\\.")}\\t${id} h1 hal$`, "m"), "its address on the new network, with its names");
+    assert.match(file("h1", "/etc/resolv.conf"), /^nameserver 10\.213\.12\.1$/m, "a bridge container connected to a user network asks its DNS");
+    assert.deepEqual(inspectNetworks("h1").ra.Aliases, ["hal", id]);
+
+    // Others on ra find it by name, alias, short id and NAME.NETWORK, and reach it; it finds them. (Only
+    // names the networks know are asked: an unknown one would be relayed to the host's resolvers.)
+    const hoIp = inspectNetworks("ho").ra.IPAddress;
+    for (const n of ["h1", "hal", id, "h1.ra"]) assert.equal(lookup("ho", n), ip, n);
+    // "h1." so that no search domain sends the name to the host's resolvers.
+    assert.equal(d.docker(["exec", "ho", "ping", "-c", "1", "-W", "5", "h1."]).code, 0);
+    assert.equal(lookup("h1", "ho"), hoIp);
+    assert.equal(d.docker(["exec", "h1", "ping", "-c", "1", "-W", "5", hoIp]).code, 0);
+
+    // A second user network: its names answer too, though resolv.conf names ra's server.
+    assert.equal(d.docker(["network", "connect", "rb", "h1"]).code, 0);
+    assert.match(file("h1", "/etc/resolv.conf"), /^nameserver 10\.213\.12\.1$/m);
+    assert.equal(lookup("h1", "hb"), inspectNetworks("hb").rb.IPAddress);
+
+    // Disconnect: the line goes; the resolver moves to the network it still has, then back to the host's.
+    assert.equal(d.docker(["network", "disconnect", "ra", "h1"]).code, 0);
+    assert.doesNotMatch(file("h1", "/etc/hosts"), new RegExp(`^${ip.replace(/\./g, "\\.")}\\t`, "m"));
+    assert.match(file("h1", "/etc/resolv.conf"), /^nameserver 10\.213\.13\.1$/m);
+    assert.equal(lookup("h1", "hb"), inspectNetworks("hb").rb.IPAddress);
+    assert.equal(d.docker(["network", "disconnect", "rb", "h1"]).code, 0);
+    assert.equal(file("h1", "/etc/resolv.conf"), resolvBefore);
+    assert.equal(d.docker(["rm", "-f", "h1", "ho", "hb"]).code, 0);
+  });
+
+  test("disconnect from a network removed since: a stopped container drops it (then starts); -f; dockerd's messages", () => {
+    assert.equal(d.docker(["network", "create", "--subnet", "10.213.15.0/24", "rz"]).code, 0);
+    assert.equal(d.docker(["create", "--name", "z1", "--network", "ra", "bb", "sleep", "300"]).code, 0);
+    assert.equal(d.docker(["network", "connect", "rz", "z1"]).code, 0);
+    assert.equal(d.docker(["network", "rm", "rz"]).code, 0);
+    const start = d.docker(["start", "z1"]);
+    assert.notEqual(start.code, 0);
+    assert.match(start.stderr, /network rz not found/);
+    const id = d.docker(["inspect", "-f", "{{.Id}}", "z1"]).stdout.trim();
+    assert.equal(d.docker(["network", "disconnect", "rz", "z1"]).code, 0);
+    const again = d.docker(["network", "disconnect", "-f", "rz", "z1"]);
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, new RegExp(`container ${id} is not connected to the network rz`));
+    assert.deepEqual(Object.keys(inspectNetworks("z1")), ["ra"]);
+    assert.equal(d.docker(["start", "z1"]).code, 0);
+    assert.equal(defaultRoute("z1"), "10.213.12.1 eth0");
+    // Running: a missing network is an error, with -f too when it was never attached.
+    assert.match(d.docker(["network", "disconnect", "nosuch", "z1"]).stderr, /network nosuch not found/);
+    assert.match(d.docker(["network", "disconnect", "-f", "nosuch", "z1"]).stderr, new RegExp(`container ${id} is not connected to the network nosuch`));
+    assert.match(d.docker(["network", "disconnect", "rb", "z1"]).stderr, new RegExp(`container ${id} is not connected to network rb`));
+    // -f on a live attachment disconnects it as without.
+    const f = d.docker(["network", "disconnect", "-f", "ra", "z1"]);
+    assert.equal(f.code, 0, f.stderr);
+    assert.deepEqual(addrs("z1"), {});
+    assert.equal(d.docker(["rm", "-f", "z1"]).code, 0);
+    assert.equal(d.docker(["network", "rm", "ra", "rb", "ai"]).code, 0);
   });
 });

@@ -65,3 +65,37 @@ test("nameTable: a container's name and aliases also answer as NAME.NETWORK, as 
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test("nameTable: a container on several user networks resolves the names of all of them (its network's first), the others only their own", async () => {
+  const { mkdirSync, mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
+  const { dirname, join } = await import("node:path");
+  const { tmpdir } = await import("node:os");
+  const { nameTable } = await import("../../src/network/dns-server.js");
+  const { statePath } = await import("../../src/network/store.js");
+  const root = mkdtempSync(join(tmpdir(), "berth-dns-"));
+  try {
+    const file = statePath(root);
+    mkdirSync(dirname(file), { recursive: true });
+    const ep = (networkId: string, c: string, name: string, ip: string) => ({ networkId, containerId: c.repeat(64), containerName: name, ip, aliases: [] });
+    writeFileSync(file, JSON.stringify({
+      version: 1,
+      networks: { na: { id: "na", name: "ra" }, nb: { id: "nb", name: "rb" }, nd: { id: "nd", name: "bridge", isDefault: true } },
+      endpoints: {
+        // "multi" is on ra and rb (and the default bridge, which has no names); "x" is on rb under two names.
+        m1: ep("na", "a", "multi", "10.1.0.2"), m2: ep("nb", "a", "multi", "10.2.0.2"), m3: ep("nd", "a", "multi", "172.20.0.2"),
+        o1: ep("na", "b", "onlya", "10.1.0.3"), x1: ep("nb", "c", "onlyb", "10.2.0.3"),
+      },
+    }));
+    const t = nameTable(root, "na");
+    const forMulti = t.byClient.get("10.1.0.2");
+    assert.ok(forMulti);
+    assert.deepEqual(forMulti.forward.get("onlyb"), ["10.2.0.3"]);
+    assert.deepEqual(forMulti.forward.get("onlyb.rb"), ["10.2.0.3"]);
+    assert.deepEqual(forMulti.forward.get("multi"), ["10.1.0.2"], "this network's address first");
+    assert.equal(forMulti.reverse.get("10.2.0.3"), "onlyb");
+    assert.equal(t.byClient.get("10.1.0.3"), undefined, "a container only on ra gets ra's table");
+    assert.equal(t.forward.get("onlyb"), undefined);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
