@@ -34,8 +34,12 @@ describe("local volume driver options (tmpfs, bind) via the docker CLI", { skip,
   });
 
   after(async () => {
-    const left = await d.destroy();
-    rmSync(hostDir, { recursive: true, force: true });
+    let left: string[];
+    try {
+      left = await d.destroy();
+    } finally {
+      rmSync(hostDir, { recursive: true, force: true });
+    }
     assert.deepEqual(left, []);
   });
 
