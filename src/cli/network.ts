@@ -300,10 +300,15 @@ export function registerNetworkCommands(program: Command, onExit: (code: number)
     .argument("<network>")
     .argument("<container>")
     .option("-f, --force", "force")
+    .addOption(new Option("--state-root <dir>", "where running containers keep state (BERTH_NO_DAEMON=1)").default("/run/berth"))
     .addOption(dataRootOption())
-    .action(async (network: string, container: string, f: { force?: boolean; dataRoot: string }, cmd: Command) => {
-      if (inProcess()) await disconnectContainer(ctx(f), network, container);
-      else await daemon(cmd, f.dataRoot).request("POST", `/networks/${enc(network)}/disconnect`, { Container: container, Force: Boolean(f.force) });
+    .action(async (network: string, container: string, f: { force?: boolean; stateRoot: string; dataRoot: string }, cmd: Command) => {
+      if (inProcess()) {
+        // Its init, so that the default route can move to the network that takes it over.
+        let pid: number | undefined;
+        try { pid = findContainerPid(ctx(f), container, f.stateRoot).pid; } catch { /* not running: no route to move */ }
+        await disconnectContainer(ctx(f), network, container, { pid });
+      } else await daemon(cmd, f.dataRoot).request("POST", `/networks/${enc(network)}/disconnect`, { Container: container, Force: Boolean(f.force) });
       onExit(0);
     });
   program.command("port")
