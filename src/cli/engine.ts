@@ -72,7 +72,18 @@ export function parseMount(text: string): Record<string, unknown> {
       case "readonly": case "ro": m.ReadOnly = val === "" || val === "true" || val === "1"; break;
       case "tmpfs-size": m.TmpfsOptions = { ...(m.TmpfsOptions as object), SizeBytes: parseSize(val, "--mount tmpfs-size") }; break;
       case "tmpfs-mode": m.TmpfsOptions = { ...(m.TmpfsOptions as object), Mode: parseInt(val, 8) }; break;
-      case "volume-nocopy": m.VolumeOptions = { NoCopy: val === "" || val === "true" }; break;
+      case "volume-nocopy": m.VolumeOptions = { ...(m.VolumeOptions as object), NoCopy: val === "" || val === "true" }; break;
+      case "volume-label": case "volume-opt": {
+        // key=value, as docker's: labels, and the driver's options (type, device, o) for a new volume.
+        const kv = val.indexOf("=");
+        const [k, v] = kv < 0 ? [val, ""] : [val.slice(0, kv), val.slice(kv + 1)];
+        const vo = (m.VolumeOptions ?? {}) as { Labels?: Record<string, string>; DriverConfig?: { Name?: string; Options?: Record<string, string> } };
+        if (key === "volume-label") vo.Labels = { ...vo.Labels, [k]: v };
+        else vo.DriverConfig = { ...vo.DriverConfig, Options: { ...vo.DriverConfig?.Options, [k]: v } };
+        m.VolumeOptions = vo;
+        break;
+      }
+      case "volume-driver": m.VolumeOptions = { ...(m.VolumeOptions as object), DriverConfig: { ...(m.VolumeOptions as { DriverConfig?: object } | undefined)?.DriverConfig, Name: val } }; break;
       case "bind-propagation": m.BindOptions = { Propagation: val }; break;
       default: throw new BerthError(`invalid field '${key}' in --mount ${text}`);
     }

@@ -682,8 +682,10 @@ export class Engine {
       targets.add(m.Destination);
       mounts.push(m);
     };
-    const useVolume = (name: string | undefined, target: string, readOnly: boolean, anonymous: boolean, noCopy = false) => {
-      const { volume, created } = this.volumes.create(name, { anonymous });
+    type NewVolume = { labels?: Record<string, string>; options?: Record<string, string>; driver?: string };
+    const useVolume = (name: string | undefined, target: string, readOnly: boolean, anonymous: boolean, noCopy = false, fresh: NewVolume = {}) => {
+      // As dockerd, --mount's volume-opt/volume-label apply only when the volume is made here.
+      const { volume, created } = this.volumes.create(name, { anonymous, ...fresh });
       if (created && anonymous) r.berth.anonVolumes.push(volume.Name);
       if (hasMountOptions(volume)) {
         if (!noCopy) (r.berth.copyUpOnMount ??= []).push(target);
@@ -710,7 +712,8 @@ export class Engine {
         if (!existsSync(m.Source)) throw badRequest(`invalid mount config for type "bind": bind source path does not exist: ${m.Source}`);
         add({ Type: "bind", Source: m.Source, Destination: m.Target, Mode: "", RW: !m.ReadOnly, Propagation: m.BindOptions?.Propagation ?? "rprivate" });
       } else if (m.Type === "volume") {
-        useVolume(m.Source || undefined, m.Target, Boolean(m.ReadOnly), !m.Source, m.VolumeOptions?.NoCopy);
+        const vo = m.VolumeOptions;
+        useVolume(m.Source || undefined, m.Target, Boolean(m.ReadOnly), !m.Source, vo?.NoCopy, { labels: vo?.Labels, options: vo?.DriverConfig?.Options ?? undefined, driver: vo?.DriverConfig?.Name || undefined });
       } else if (m.Type === "tmpfs") {
         const opts = ["nosuid", "nodev", "noexec"];
         if (m.TmpfsOptions?.SizeBytes) opts.push(`size=${m.TmpfsOptions.SizeBytes}`);

@@ -42,7 +42,8 @@ export interface MountSpec {
   Target: string;
   ReadOnly?: boolean;
   TmpfsOptions?: { SizeBytes?: number; Mode?: number };
-  VolumeOptions?: { NoCopy?: boolean; Labels?: Record<string, string> };
+  /** DriverConfig: the driver and its options (type/device/o) for a volume this mount creates. */
+  VolumeOptions?: { NoCopy?: boolean; Labels?: Record<string, string>; DriverConfig?: { Name?: string; Options?: Record<string, string> } };
   BindOptions?: { Propagation?: string; CreateMountpoint?: boolean };
 }
 

@@ -110,6 +110,28 @@ describe("local volume driver options (tmpfs, bind) via the docker CLI", { skip,
     ok(d.docker(["rmi", "seedimg"]), "rmi");
   });
 
+  test("--mount volume-opt/volume-label make the volume with those options (docker's CLI and berth's); an anonymous one is unmounted and removed by rm -v", () => {
+    for (const cli of ["docker", "berth"] as const) {
+      const name = `mv-${cli}`;
+      const out = ok(d[cli](["run", "--rm", "--network", "none", "--mount", `type=volume,src=${name},dst=/data,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-opt=o=size=3m,volume-label=a=b`, "host", "df", "-k", "/data"]), `${cli} run`);
+      assert.match(out.trim().split("\n")[1], /^tmpfs\s+3072\s/, out);
+      const [v] = JSON.parse(ok(d.docker(["volume", "inspect", name]), "inspect")) as { Options: Record<string, string>; Labels: Record<string, string>; Mountpoint: string }[];
+      assert.deepEqual(v.Options, { type: "tmpfs", device: "tmpfs", o: "size=3m" });
+      assert.deepEqual(v.Labels, { a: "b" });
+      assert.equal(hostMount(v.Mountpoint), undefined);
+      ok(d.docker(["volume", "rm", name]), "volume rm");
+    }
+    ok(d.docker(["run", "-d", "--network", "none", "--name", "anon", "--mount", "type=volume,dst=/data,volume-opt=type=tmpfs,volume-opt=device=tmpfs", "host", "sleep", "1000"]), "run anon");
+    const [m] = JSON.parse(ok(d.docker(["inspect", "-f", "{{json .Mounts}}", "anon"]), "mounts")) as { Name: string; Source: string }[];
+    assert.match(hostMount(m.Source) ?? "", / - tmpfs tmpfs /);
+    ok(d.docker(["rm", "-f", "-v", "anon"]), "rm -v");
+    assert.equal(hostMount(m.Source), undefined);
+    assert.equal(d.docker(["volume", "inspect", m.Name]).code, 1);
+    const bad = d.docker(["run", "--rm", "--network", "none", "--mount", "type=volume,src=mvbad,dst=/data,volume-opt=type=nfs,volume-opt=device=:/x", "host", "true"]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /volume type "nfs" is not supported by Berth/);
+  });
+
   test("bind volume: the host directory's files, writes land there, and volume rm leaves them", () => {
     ok(d.docker(["volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", `device=${hostDir}`, "bv"]), "create bv");
     const out = ok(d.docker(["run", "--rm", "--network", "none", "-v", "bv:/data", "host", "sh", "-c", "cat /data/hello; echo from-container > /data/new"]), "run");
