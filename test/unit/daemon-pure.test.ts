@@ -227,6 +227,10 @@ test("CLI run flags -> create body: durations, mounts, volumes, health, restart,
   assert.deepEqual(parseMount("type=tmpfs,target=/t,tmpfs-size=1m"), { Type: "tmpfs", Target: "/t", TmpfsOptions: { SizeBytes: 1048576 } });
   assert.throws(() => parseMount("type=bind,source=/a"), /target is required/);
   assert.throws(() => parseMount("type=nfs,target=/a"), /type must be/);
+  assert.deepEqual(parseMount("type=volume,src=v,dst=/d,volume-nocopy,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-opt=o=size=1m,volume-label=a=b"), {
+    Type: "volume", Source: "v", Target: "/d",
+    VolumeOptions: { NoCopy: true, Labels: { a: "b" }, DriverConfig: { Options: { type: "tmpfs", device: "tmpfs", o: "size=1m" } } },
+  });
   const f: EngineRunFlags = {
     env: ["A=1"], envFile: [], network: "none", capAdd: [], capDrop: [], volume: ["/anon", "vol:/data:ro"], mount: [], tmpfs: ["/scratch:size=1m"],
     label: ["k=v"], securityOpt: [], logOpt: ["max-size=1m"], restart: "on-failure:2", healthCmd: "true", healthInterval: "1s", memory: "64m", cpus: "0.5",
