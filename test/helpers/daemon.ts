@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 // A private berth daemon for integration tests: its own socket, data root and exec root under a temp
 // dir; docker CLI and berth CLI runners pointed at it; SIGKILL/restart; and a leftover check (processes,
 // cgroups, mounts) when it is torn down.
@@ -15,6 +16,12 @@ export interface Run {
   code: number | null;
   stdout: string;
   stderr: string;
+}
+
+/** A command's stdout, after asserting it exited 0 (the message shows what it printed). */
+export function ok(r: Run, what: string): string {
+  assert.equal(r.code, 0, `${what}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r.stdout;
 }
 
 export class TestDaemon {

@@ -9,14 +9,9 @@ import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { BERTH_BIN, isRoot } from "../helpers/berth.js";
-import { containerCgroups, DOCKER, TestDaemon, waitFor } from "../helpers/daemon.js";
+import { containerCgroups, DOCKER, ok, TestDaemon, waitFor } from "../helpers/daemon.js";
 
 const skip = !isRoot ? "needs root" : !DOCKER ? "needs the docker CLI" : false;
-
-function ok(r: { code: number | null; stdout: string; stderr: string }, what: string): string {
-  assert.equal(r.code, 0, `${what}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r.stdout;
-}
 
 /** A docker (or berth) CLI command on a pty (util-linux `script`), fed from a pipe: what a terminal user types. */
 class PtyDocker {

@@ -9,14 +9,9 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import Docker from "dockerode";
 import { berth, isRoot } from "../helpers/berth.js";
-import { containerCgroups, DOCKER, TestDaemon, waitFor } from "../helpers/daemon.js";
+import { containerCgroups, DOCKER, ok, TestDaemon, waitFor } from "../helpers/daemon.js";
 
 const skip = !isRoot ? "needs root" : !DOCKER ? "needs the docker CLI" : false;
-
-function ok(r: { code: number | null; stdout: string; stderr: string }, what: string): string {
-  assert.equal(r.code, 0, `${what}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r.stdout;
-}
 
 describe("berth daemon via the docker CLI", { skip, concurrency: false }, () => {
   let d: TestDaemon;

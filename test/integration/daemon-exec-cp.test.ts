@@ -7,14 +7,9 @@ import assert from "node:assert/strict";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { isRoot } from "../helpers/berth.js";
-import { DOCKER, TestDaemon, waitFor } from "../helpers/daemon.js";
+import { DOCKER, ok, TestDaemon, waitFor } from "../helpers/daemon.js";
 
 const skip = !isRoot ? "needs root" : !DOCKER ? "needs the docker CLI" : false;
-
-function ok(r: { code: number | null; stdout: string; stderr: string }, what: string): string {
-  assert.equal(r.code, 0, `${what}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r.stdout;
-}
 
 describe("exec that cannot start, and cp, via the docker CLI and berth's", { skip, concurrency: false }, () => {
   let d: TestDaemon;

@@ -5,14 +5,9 @@ import assert from "node:assert/strict";
 import { readFileSync, readlinkSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { isRoot } from "../helpers/berth.js";
-import { DOCKER, TestDaemon } from "../helpers/daemon.js";
+import { DOCKER, ok, TestDaemon } from "../helpers/daemon.js";
 
 const skip = !isRoot ? "needs root" : !DOCKER ? "needs the docker CLI" : false;
-
-function ok(r: { code: number | null; stdout: string; stderr: string }, what: string): string {
-  assert.equal(r.code, 0, `${what}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r.stdout;
-}
 
 function refused(r: { code: number | null; stdout: string; stderr: string }, message: RegExp): void {
   assert.equal(r.code, 125, `expected a refusal: stdout ${r.stdout} stderr ${r.stderr}`);

@@ -8,14 +8,9 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { isRoot } from "../helpers/berth.js";
-import { DOCKER, TestDaemon } from "../helpers/daemon.js";
+import { DOCKER, ok, TestDaemon } from "../helpers/daemon.js";
 
 const skip = !isRoot ? "needs root" : !DOCKER ? "needs the docker CLI" : false;
-
-function ok(r: { code: number | null; stdout: string; stderr: string }, what: string): string {
-  assert.equal(r.code, 0, `${what}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r.stdout;
-}
 
 /** The host's mountinfo line for a mount point, if mounted. */
 function hostMount(path: string): string | undefined {
