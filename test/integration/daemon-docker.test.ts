@@ -135,7 +135,8 @@ describe("berth daemon via the docker CLI", { skip, concurrency: false }, () => 
     ok(d.docker(["rm", "-f", "taken"]), "rm -f");
     const bad = await d.api("POST", "/v1.43/containers/create", "{nope");
     assert.equal(bad.status, 400);
-    const wrong = await d.api("POST", "/v1.43/containers/create", { Image: "host", Cmd: "true" });
+    // (A string Cmd is a one-element list, as dockerd's StrSlice; a number is wrong.)
+    const wrong = await d.api("POST", "/v1.43/containers/create", { Image: "host", Cmd: 5 });
     assert.equal(wrong.status, 400);
     assert.match((wrong.body as { message: string }).message, /Config\.Cmd/);
     const img = await d.api("POST", "/v1.43/containers/create", { Image: "nosuchimage:x" });
