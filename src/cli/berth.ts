@@ -96,6 +96,8 @@ interface RunFlags extends RunNetworkFlags, IsolationFlags {
   securityOpt: string[];
   entrypoint?: string;
   dataRoot: string;
+  /** --pull (registered with the daemon path's flags): missing, always, never. */
+  pull?: string;
 }
 
 interface ResolvedRoot {
@@ -114,7 +116,7 @@ async function resolveRootfs(flags: RunFlags, args: string[], env: string[]): Pr
   const [image, ...command] = args;
   if (!image) throw new BerthError("no image given: use `berth run IMAGE [CMD]`, `berth run host CMD` (the built-in image) or `berth run --rootfs DIR CMD`");
   if (image === "host") return { rootfs: await ensureHostImage(flags.dataRoot), command: flags.entrypoint ? [flags.entrypoint, ...command] : command };
-  const r = await resolveRunImage(image, flags.dataRoot, { entrypoint: flags.entrypoint, args: command, env, workdir: flags.workdir, user: flags.user });
+  const r = await resolveRunImage(image, flags.dataRoot, { entrypoint: flags.entrypoint, args: command, env, workdir: flags.workdir, user: flags.user }, flags.pull);
   return { rootfs: r.lowerDirs[0], command: r.command, lowerDirs: r.lowerDirs, image: r.id, env: r.env, workdir: r.workdir, user: r.user };
 }
 

@@ -28,18 +28,26 @@ function openStore(flags: RootFlags): ImageStore {
 
 // ---- berth run IMAGE ----------------------------------------------------------------------------------
 
-/** The image `berth run` names: from the store, else pulled (when the registry client is there). */
-export async function resolveRunImage(name: string, dataRoot: string, overrides: RunOverrides): Promise<RunSettings & { id: string; lowerDirs: string[] }> {
+/**
+ * The image `berth run` names: from the store, else pulled (when the registry client is there). The pull
+ * policy is run's --pull, as the daemon path takes it: missing (default), always (pull first even when
+ * the image is here), never (the store's image or docker's "No such image").
+ */
+export async function resolveRunImage(name: string, dataRoot: string, overrides: RunOverrides, pullPolicy = "missing"): Promise<RunSettings & { id: string; lowerDirs: string[] }> {
+  if (!["missing", "always", "never"].includes(pullPolicy)) {
+    throw new BerthError(`invalid pull option: '${pullPolicy}': must be one of "always", "missing" or "never"`);
+  }
   const store = new ImageStore(dataRoot);
-  let record = store.findImage(name);
+  let record = pullPolicy === "always" ? undefined : store.findImage(name);
   if (!record) {
+    if (pullPolicy === "never") throw new BerthError(`No such image: ${name}`);
     let ref;
     try {
       ref = parseReference(name);
     } catch (err) {
       throw new BerthError(`image "${name}" not found: ${(err as BerthError).message}`);
     }
-    process.stderr.write(`Unable to find image '${ref.familiar}' locally\n`);
+    if (pullPolicy === "missing") process.stderr.write(`Unable to find image '${ref.familiar}' locally\n`);
     let pull: ((s: ImageStore, r: string, o: { out?: NodeJS.WritableStream }) => Promise<ImageRecord>) | undefined;
     try {
       const mod = (await import("../distribution/pull.js" as string)) as { pullImage?: typeof pull };
@@ -51,6 +59,7 @@ export async function resolveRunImage(name: string, dataRoot: string, overrides:
     try {
       record = await pull(store, ref.full, { out: process.stderr });
     } catch (err) {
+      if (pullPolicy === "always") throw err;
       throw new BerthError(`image "${ref.familiar}" not found locally, and pulling it failed: ${(err as Error).message}`, { cause: err });
     }
   }

@@ -1,0 +1,82 @@
+// Image gaps an audit found against docker's behaviour: the in-process `berth run --pull` policy,
+// import's changes, save/push with a corrupt stored blob, and RepoDigests after pulls and pushes.
+// Registries are local only (the in-process FakeRegistry or docker-registry on 127.0.0.1). Needs root.
+
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { isRoot, spawnBerth } from "../helpers/berth.js";
+import { FakeRegistry, makeImage, makeTar } from "../helpers/registry.js";
+
+const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));
+const skip = !isRoot ? "needs root" : !BUSYBOX ? "needs busybox-static" : false;
+
+/** A busybox image (echo, sh) as layers for the fake registry. */
+function busyboxImage() {
+  return makeImage([makeTar([
+    { name: "bin", type: "dir" },
+    { name: "bin/busybox", data: readFileSync(BUSYBOX as string), mode: 0o755 },
+    { name: "bin/echo", type: "symlink", linkname: "busybox" },
+    { name: "bin/sh", type: "symlink", linkname: "busybox" },
+  ])]);
+}
+
+describe("image audit gaps", { skip, concurrency: false }, () => {
+  let work = "";
+  let reg: FakeRegistry;
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), "berth-imgaudit-"));
+    reg = await new FakeRegistry().start();
+  });
+  after(async () => {
+    await reg.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  /** berth with its own store, asynchronously: the in-process registry must keep answering meanwhile. */
+  const berth = async (dataRoot: string, args: string[], extraEnv: Record<string, string> = {}) => {
+    const p = spawnBerth(args, { ...process.env, BERTH_DATA_ROOT: dataRoot, BERTH_HOST: "", ...extraEnv });
+    const { code } = await p.done;
+    return { code, ...p.output() };
+  };
+  const show = (r: { code: number | null; stdout: string; stderr: string }) => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+
+  test("BERTH_NO_DAEMON=1 berth run --pull: never fails with No such image and pulls nothing; always pulls first; missing pulls once", async () => {
+    reg.addImage("audit/run", "v1", busyboxImage());
+    const ref = `${reg.host}/audit/run:v1`;
+    const store = join(work, "run-store");
+    const manifestGets = () => reg.log.filter((r) => r.method === "GET" && r.path.includes("/manifests/")).length;
+    const run = (...args: string[]) => berth(store, ["run", "--rm", ...args], { BERTH_NO_DAEMON: "1" });
+
+    const never = await run("--pull", "never", ref, "echo", "hi");
+    assert.equal(never.code, 125, show(never));
+    assert.equal(never.stderr, `berth: No such image: ${ref}\n`);
+    assert.equal(manifestGets(), 0, "--pull never asked the registry");
+
+    const bad = await run("--pull", "sometimes", ref, "echo", "hi");
+    assert.equal(bad.code, 125, show(bad));
+    assert.match(bad.stderr, /invalid pull option: 'sometimes'/);
+
+    const missing = await run(ref, "echo", "pulled");
+    assert.equal(missing.code, 0, show(missing));
+    assert.equal(missing.stdout, "pulled\n");
+    assert.match(missing.stderr, /Unable to find image '.*audit\/run:v1' locally/);
+    const afterPull = manifestGets();
+    assert.ok(afterPull > 0);
+
+    const local = await run("--pull", "never", ref, "echo", "local");
+    assert.equal(local.code, 0, show(local));
+    assert.equal(local.stdout, "local\n");
+    const again = await run(ref, "echo", "again");
+    assert.equal(again.code, 0, show(again));
+    assert.equal(manifestGets(), afterPull, "the image is here: never and missing don't pull");
+
+    const always = await run("--pull", "always", ref, "echo", "always");
+    assert.equal(always.code, 0, show(always));
+    assert.equal(always.stdout, "always\n");
+    assert.doesNotMatch(always.stderr, /Unable to find image/);
+    assert.ok(manifestGets() > afterPull, "--pull always pulls although the image is here");
+  });
+});
