@@ -10,6 +10,7 @@
  * The helper parses no spec and makes no decisions; the only branches here are the mechanics of
  * each op. See src/core/plan.ts for the op codes and the encoding (change both together).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -67,7 +68,7 @@ enum {
 	OP_NO_NEW_PRIVS = 35, OP_SECCOMP = 36, OP_CLOSE_FDS = 37, OP_CONSOLE = 38, OP_SETSID = 39,
 	OP_OPEN_EXEC_FIFO = 40, OP_EXEC = 41, OP_PDEATHSIG = 42, OP_UMASK = 43, OP_PERSONALITY = 45,
 	OP_MKDIR = 47, OP_LINK_UP = 50, OP_MKFIFO = 51, OP_SETXATTR = 52, OP_WAIT_EXEC_FIFO = 53, OP_RUN_HOOK = 54, OP_NETLINK = 55,
-	OP_MONITOR = 56, OP_MOUNT_SETATTR = 57, OP_CGROUP_DEVICE_FILTER = 58, OP_CHROOT_IN_PLACE = 59,
+	OP_MONITOR = 56, OP_MOUNT_SETATTR = 57, OP_CGROUP_DEVICE_FILTER = 58, OP_CHROOT_IN_PLACE = 59, OP_TMPCOPYUP = 60,
 };
 
 /* The control socket: fd 3 unless the controller passes preserved fds there and says where it is. */
@@ -703,6 +704,83 @@ static int do_seccomp(const struct op *o)
 	return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned)u(o, 1), &prog);
 }
 
+/* Copy the entries of directory `from` into directory `to` (real fds), keeping owners, modes and times. */
+static int copy_tree(int from, int to)
+{
+	int dfd = dup(from);
+	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+	if (!d) return -1;
+	int rc = 0;
+	struct dirent *e;
+	while (rc == 0 && (e = readdir(d))) {
+		const char *n = e->d_name;
+		if (!strcmp(n, ".") || !strcmp(n, "..")) continue;
+		struct stat st;
+		if ((rc = fstatat(from, n, &st, AT_SYMLINK_NOFOLLOW)) < 0) break;
+		if (S_ISDIR(st.st_mode)) {
+			int a = -1, b = -1;
+			rc = mkdirat(to, n, 0700);
+			if (rc == 0) a = openat(from, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (a >= 0) b = openat(to, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			rc = rc == 0 && b >= 0 ? copy_tree(a, b) : -1;
+			if (a >= 0) close(a);
+			if (b >= 0) close(b);
+		} else if (S_ISREG(st.st_mode)) {
+			int a = openat(from, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			int b = a < 0 ? -1 : openat(to, n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+			rc = b < 0 ? -1 : 0;
+			for (off_t left = st.st_size; rc == 0 && left > 0;) {
+				ssize_t w = sendfile(b, a, NULL, left);
+				if (w <= 0) rc = -1; else left -= w;
+			}
+			if (a >= 0) close(a);
+			if (b >= 0) close(b);
+		} else if (S_ISLNK(st.st_mode)) {
+			char target[PATH_MAX];
+			ssize_t len = readlinkat(from, n, target, sizeof target - 1);
+			if (len < 0) rc = -1;
+			else { target[len] = '\0'; rc = symlinkat(target, to, n); }
+		} else {
+			rc = mknodat(to, n, st.st_mode, st.st_rdev);
+		}
+		if (rc == 0) rc = fchownat(to, n, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW);
+		if (rc == 0 && !S_ISLNK(st.st_mode)) rc = fchmodat(to, n, st.st_mode & 07777, 0);
+		struct timespec times[2] = { st.st_atim, st.st_mtim };
+		if (rc == 0) rc = utimensat(to, n, times, AT_SYMLINK_NOFOLLOW);
+	}
+	int saved = errno;
+	closedir(d);
+	errno = saved;
+	return rc;
+}
+
+/*
+ * runc's "tmpcopyup": mount the tmpfs over the directory, then fill it from an fd opened on the
+ * directory before (it still reads what the tmpfs now covers). Nothing runs in the container yet.
+ * A read-only tmpfs is made writable for the copy and remounted read-only after.
+ */
+static int do_tmpcopyup(const struct op *o)
+{
+	unsigned long flags = u(o, 2);
+	const char *data = s(o, 3);
+	int target = open_in_root(s(o, 0), s(o, 1), 1);
+	if (target < 0) return -1;
+	int old = openat(target, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), fresh = -1, rc = -1;
+	if (old >= 0 && mount("tmpfs", fd_path(target), "tmpfs", flags & ~MS_RDONLY, *data ? data : NULL) == 0) {
+		close(target);
+		target = open_in_root(s(o, 0), s(o, 1), 0);
+		fresh = target < 0 ? -1 : openat(target, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		rc = fresh < 0 ? -1 : copy_tree(old, fresh);
+		if (rc == 0 && (flags & MS_RDONLY)) rc = mount(NULL, fd_path(target), NULL, MS_REMOUNT | flags, *data ? data : NULL);
+	}
+	int saved = errno;
+	if (old >= 0) close(old);
+	if (fresh >= 0) close(fresh);
+	if (target >= 0) close(target);
+	errno = saved;
+	return rc;
+}
+
 /* Recursive mount attributes (rro, rnosuid, ...) with mount_setattr(AT_RECURSIVE). */
 static int do_mount_setattr(const struct op *o)
 {
@@ -970,6 +1048,7 @@ static void __attribute__((noreturn)) run_child(uint32_t first)
 		case OP_SETXATTR: rc = do_setxattr(o); break;
 		case OP_WAIT_EXEC_FIFO: wait_exec_fifo(i); break;
 		case OP_MOUNT_SETATTR: rc = do_mount_setattr(o); break;
+		case OP_TMPCOPYUP: rc = do_tmpcopyup(o); break;
 		case OP_RUN_HOOK: run_hook(o, i); break;
 		default: child_fail(i, EINVAL, "unknown op", 1);
 		}

@@ -157,8 +157,10 @@ export function mountOps(m: Mount, ctx: PlanContext, inUserNs: boolean, gidMappi
     ...recursive,
     ...opts.propagation.map((flags): Op => ({ op: "mount", source: "", root, target: m.destination, fstype: "", flags, data: "", create: "none" })),
   ];
-  // Never run without something the config asked for: these are not implemented yet.
-  if (opts.tmpcopyup) throw new BerthError(`mounts (destination ${m.destination}): the "tmpcopyup" option is not supported`, { exitCode: 1 });
+  // Never run without something the config asked for: refuse what isn't implemented.
+  if (opts.tmpcopyup && (m.type !== "tmpfs" || isBind)) {
+    throw new BerthError(`mounts (destination ${m.destination}): the "tmpcopyup" option is only for tmpfs mounts`, { exitCode: 1 });
+  }
   if (opts.idmap) throw new BerthError(`mounts (destination ${m.destination}): idmapped mounts ("idmap") are not supported`, { exitCode: 1 });
 
   if (m.type === "cgroup" || m.type === "cgroup2") return cgroupMountOps(m.destination, opts.flags, ctx);
@@ -172,6 +174,10 @@ export function mountOps(m: Mount, ctx: PlanContext, inUserNs: boolean, gidMappi
       ops.push({ op: "mount", source: "", root, target: m.destination, fstype: "", flags: MS_BIND | MS_REMOUNT | extra, data: "", create: "none" });
     }
     return [...ops, ...propagationOps()];
+  }
+
+  if (opts.tmpcopyup) {
+    return [{ op: "tmpCopyUp", root, target: m.destination, flags: opts.flags, data: opts.data.join(",") }, ...propagationOps()];
   }
 
   let data = opts.data;

@@ -63,6 +63,7 @@ function describeOp(op: Op): string {
     case "setxattr": return `setxattr ${op.name} on ${inRoot(op.root, op.path)}`;
     case "waitExecFifo": return "wait for start";
     case "cgroupDeviceFilter": return `attach the device filter (${op.program.length / 8} eBPF instructions) to cgroup ${op.cgroup}`;
+    case "tmpCopyUp": return `mount tmpfs on ${inRoot(op.root, op.target)} with a copy of its content (tmpcopyup)`;
     case "mountSetattr": return `mount_setattr ${inRoot(op.root, op.target)} set=0x${op.set.toString(16)} clear=0x${op.clear.toString(16)}`;
     case "runHook": return `hooks.${op.kind}[${op.index}] (${op.path})`;
     case "netlink": return `netlink ${op.what}${op.netns === "@CHILD@" ? " in the container's network namespace" : ""}`;

@@ -64,6 +64,7 @@ export const OpCode = {
   MountSetattr: 57,
   CgroupDeviceFilter: 58,
   ChrootInPlace: 59,
+  TmpCopyUp: 60,
 } as const;
 
 /** Where a mount target is resolved: inside `root` with symlinks scoped to it (openat2 RESOLVE_IN_ROOT). */
@@ -126,6 +127,11 @@ export type Op =
   | { op: "cgroupDeviceFilter"; cgroup: string; program: Uint8Array; replace: boolean }
   /** mount_setattr(AT_RECURSIVE) on a mount inside root: the r* options (rro, rnosuid, ...). */
   | { op: "mountSetattr"; root: string; target: string; set: number; clear: number }
+  /**
+   * runc's "tmpcopyup": a tmpfs on `target` (inside root, made if missing) that starts with a copy of
+   * what the directory held (owners, modes, times; hard links become copies).
+   */
+  | { op: "tmpCopyUp"; root: string; target: string; flags: number; data: string }
   /** `state` is the hook's stdin; "@PID@" in it becomes the container's host pid. */
   | { op: "runHook"; kind: string; index: number; path: string; argv: string[]; env: string[]; state: string; timeout: number }
   /**
@@ -231,6 +237,7 @@ function fieldsOf(op: Op): [number, Field[]] {
     case "waitExecFifo": return [OpCode.WaitExecFifo, []];
     case "cgroupDeviceFilter": return [OpCode.CgroupDeviceFilter, [op.cgroup, op.program, op.replace ? 1 : 0]];
     case "mountSetattr": return [OpCode.MountSetattr, [op.root, op.target, op.set, op.clear]];
+    case "tmpCopyUp": return [OpCode.TmpCopyUp, [op.root, op.target, op.flags, op.data]];
     case "runHook": return [OpCode.RunHook, [op.path, op.argv, op.env, op.state, op.timeout]];
     case "netlink": return [OpCode.Netlink, [op.netns, op.message, op.pidOffset, op.ifname, op.ifindexOffset, op.ignoreErrno]];
     case "monitor":

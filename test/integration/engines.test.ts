@@ -242,6 +242,18 @@ describe("podman --runtime berth-oci", { skip: gate(["podman", "conmon", "busybo
     }
   });
 
+  test("--read-only, --tmpfs and --mount type=tmpfs: podman's tmpcopyup tmpfs starts with the image's files", () => {
+    // --read-only puts tmpcopyup tmpfs on /run, /tmp and /var/tmp; --tmpfs and --mount type=tmpfs add it too.
+    const ro = run(["--rm", "--read-only", IMAGE, "sh", "-c", "touch /tmp/a /run/a /var/tmp/a && echo tmp-writable; touch /x 2>/dev/null || echo root-ro"]);
+    assert.equal(ro.stdout, "tmp-writable\nroot-ro\n", show("podman run --read-only", ro));
+    // /bin as a tmpfs: sh only runs from it if the copy happened.
+    const bin = run(["--rm", "--tmpfs", "/bin:rw,exec", IMAGE, "/bin/sh", "-c", "grep -c ' /bin tmpfs' /proc/mounts; ls /bin | grep -c '^sh$'"]);
+    assert.equal(bin.stdout, "1\n1\n", show("podman run --tmpfs /bin", bin));
+    const mount = run(["--rm", "--mount", "type=tmpfs,destination=/bin,tmpfs-mode=0755", IMAGE, "/bin/sh", "-c", "stat -c %a /bin; ls /bin/busybox"]);
+    assert.equal(mount.code, 0, show("podman run --mount type=tmpfs", mount));
+    assert.equal(mount.stdout, "755\n/bin/busybox\n", show("podman run --mount type=tmpfs", mount));
+  });
+
   test("-it under script: a pty through --console-socket (conmon)", () => {
     const env = { ...process.env };
     const line = `podman ${podmanFlags(p)} run --pull never --network none --rm -it ${IMAGE} tty`;

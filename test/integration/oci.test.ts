@@ -279,7 +279,7 @@ describe("berth-oci", { skip }, () => {
     assertNothingLeft(b.id);
   });
 
-  test("recursive mount attributes (rro) make a bind mount read-only; tmpcopyup is refused, not ignored", () => {
+  test("recursive mount attributes (rro) make a bind mount read-only", () => {
     const src = join(work, "rro-src");
     mkdirSync(src, { recursive: true });
     const b = bundle((s) => {
@@ -290,11 +290,35 @@ describe("berth-oci", { skip }, () => {
     assert.notEqual(r.code, 0);
     assert.match(r.stderr + r.stdout, /Read-only file system/);
     assert.equal(existsSync(join(src, "x")), false);
-    const t = bundle((s) => { s.mounts?.push({ destination: "/t", type: "tmpfs", source: "tmpfs", options: ["tmpcopyup"] }); });
-    const rt = oci(["create", "--bundle", t.dir, t.id], { out: t.out });
-    assert.equal(rt.code, 1);
-    assert.match(rt.stderr, /tmpcopyup/);
-    assertNothingLeft(t.id);
+  });
+
+  test("tmpcopyup (runc's, podman's --read-only and --tmpfs): the tmpfs starts with a copy of the directory it covers", () => {
+    // /bin on a tmpfs: sh only runs if the copy happened; links stay links, modes stay; writes stay in the tmpfs.
+    const script = "grep -c ' /bin tmpfs rw,nosuid' /proc/mounts; readlink /bin/sh; stat -c %a /bin/busybox; echo x > /bin/new && echo wrote";
+    const b = bundle((s) => {
+      if (s.process) s.process.args = ["/bin/sh", "-c", script];
+      s.mounts?.push({ destination: "/bin", type: "tmpfs", source: "tmpfs", options: ["nosuid", "tmpcopyup", "mode=755"] });
+    });
+    const r = oci(["run", "--bundle", b.dir, b.id]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "1\nbusybox\n755\nwrote\n");
+    assert.equal(existsSync(join(rootfs, "bin/new")), false);
+    const rr = runc(["run", "--bundle", b.dir, `${b.id}-runc`]);
+    if (rr) assert.equal(rr.stdout, r.stdout, "as runc");
+    assertNothingLeft(b.id);
+    // A read-only tmpcopyup tmpfs still gets the copy; tmpcopyup on a bind mount is refused, not ignored.
+    const ro = bundle((s) => {
+      if (s.process) s.process.args = ["/bin/sh", "-c", "ls /bin/busybox; touch /bin/new"];
+      s.mounts?.push({ destination: "/bin", type: "tmpfs", source: "tmpfs", options: ["ro", "tmpcopyup"] });
+    });
+    const rro = oci(["run", "--bundle", ro.dir, ro.id]);
+    assert.equal(rro.code, 1);
+    assert.match(rro.stdout + rro.stderr, /^\/bin\/busybox\n[^]*Read-only file system/);
+    const bind = bundle((s) => { s.mounts?.push({ destination: "/t", type: "bind", source: work, options: ["rbind", "tmpcopyup"] }); });
+    const rb = oci(["create", "--bundle", bind.dir, bind.id], { out: bind.out });
+    assert.equal(rb.code, 1);
+    assert.match(rb.stderr, /^berth-oci: mounts \(destination \/t\): the "tmpcopyup" option is only for tmpfs mounts\n$/);
+    assertNothingLeft(bind.id);
   });
 
   // runtime-tools validation linux_ns_path (mnt): runc joins it and sets the rootfs up in it.

@@ -184,6 +184,21 @@ describe("mounts", () => {
     assert.equal(data[1].flags, MS_BIND | MS_REMOUNT | MS_RDONLY);
   });
 
+  test("tmpcopyup: a tmpCopyUp op (tmpfs flags and data, propagation after it), before pivot_root; refused on anything but tmpfs", () => {
+    const s = spec();
+    s.mounts = [...(s.mounts ?? []), { destination: "/run", type: "tmpfs", source: "tmpfs", options: ["nosuid", "ro", "tmpcopyup", "mode=755", "rprivate"] }];
+    const plan = planContainer(s, ctx());
+    const at = indexOf(plan.ops, (o) => o.op === "tmpCopyUp");
+    assert.deepEqual(plan.ops[at], { op: "tmpCopyUp", root: "/run/berth/c1/rootfs", target: "/run", flags: MS_NOSUID | MS_RDONLY, data: "mode=755" });
+    assert.deepEqual(plan.ops[at + 1], { op: "mount", source: "", root: "/run/berth/c1/rootfs", target: "/run", fstype: "", flags: MS_REC | MS_PRIVATE, data: "", create: "none" });
+    assert.equal(ofKind(plan.ops, "mount").filter((m) => m.target === "/run" && m.fstype === "tmpfs").length, 0);
+    assert.ok(at < indexOf(plan.ops, (o) => o.op === "pivotRoot"));
+    assert.match(describeFailure(plan.ops[at], 1, "").message, /tmpcopyup/);
+    const bind = spec();
+    bind.mounts = [...(bind.mounts ?? []), { destination: "/data", type: "bind", source: "/srv", options: ["rbind", "tmpcopyup"] }];
+    assert.throws(() => planContainer(bind, ctx()), /^BerthError: mounts \(destination \/data\): the "tmpcopyup" option is only for tmpfs mounts$/);
+  });
+
   test("docker's masked and read-only paths, applied after pivot_root", () => {
     const plan = planContainer(spec(), ctx());
     const pivot = indexOf(plan.ops, (o) => o.op === "pivotRoot");
