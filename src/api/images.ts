@@ -85,13 +85,15 @@ export async function handleImages(ctx: Ctx, method: string): Promise<boolean> {
   if (method === "POST" && p === "/images/create") {
     const from = ctx.query.get("fromImage");
     const src = ctx.query.get("fromSrc");
+    // docker import -c: checked before the stream starts, so a bad one is a 400 as dockerd's.
+    const changes = src ? parseChanges(ctx.query.getAll("changes")) : [];
     res.writeHead(200, { "Content-Type": "application/json" });
     try {
       if (src === "-") {
         // docker import sends the whole reference in repo (tag empty); the API allows both.
         const repo = ctx.query.get("repo");
         const tag = ctx.query.get("tag");
-        const rec = await importRootfs(store, ctx.req, { reference: repo ? (tag ? `${repo}:${tag}` : repo) : undefined, source: "-", message: ctx.query.get("message") ?? undefined });
+        const rec = await importRootfs(store, ctx.req, { reference: repo ? (tag ? `${repo}:${tag}` : repo) : undefined, source: "-", message: ctx.query.get("message") || undefined, changes });
         res.end(`${JSON.stringify({ status: rec.id })}\n`);
         return true;
       }

@@ -5,6 +5,7 @@
 import { createReadStream, existsSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { type Command, Option } from "commander";
+import { parseChanges } from "../daemon/commit-changes.js";
 import { BerthError } from "../errors.js";
 import { importRootfs, loadImages, saveImages, saveImagesToFile, saveOciArchive } from "../images/archives.js";
 import { globMatch, humanSize, since, table } from "../images/format.js";
@@ -313,7 +314,9 @@ async function loadCommand(flags: RootFlags & { input?: string; quiet?: boolean 
   for (const l of r.loaded) out(l.reference ? `Loaded image: ${l.reference}\n` : `Loaded image ID: ${l.id}\n`);
 }
 
-async function importCommand(file: string, reference: string | undefined, flags: RootFlags & { message?: string; platform?: string }): Promise<void> {
+async function importCommand(file: string, reference: string | undefined, flags: RootFlags & { message?: string; platform?: string; change: string[] }): Promise<void> {
+  // Bad instructions are refused before anything is read or written.
+  const changes = parseChanges(flags.change);
   const store = openStore(flags);
   let input: Readable;
   if (file === "-") input = process.stdin;
@@ -327,7 +330,7 @@ async function importCommand(file: string, reference: string | undefined, flags:
     if (!os || !architecture) throw new BerthError(`invalid --platform "${flags.platform}": expected os/arch[/variant]`);
     platform = { os, architecture, variant };
   }
-  const rec = await importRootfs(store, input, { reference, source: file === "-" ? "-" : file, message: flags.message, platform });
+  const rec = await importRootfs(store, input, { reference, source: file === "-" ? "-" : file, message: flags.message, platform, changes });
   out(`${rec.id}\n`);
 }
 
@@ -374,9 +377,18 @@ async function dfCommand(flags: RootFlags, cmd: Command): Promise<void> {
   const u = store.diskUsage();
   const pct = (a: number, b: number) => (b === 0 ? "" : ` (${Math.round((a / b) * 100)}%)`);
   // Containers and volumes are the daemon's (they used to be counted from a local directory: 0 always).
-  const { Client } = await import("./client.js");
+  const { autostartPlace, Client } = await import("./client.js");
   const host = (cmd.optsWithGlobals() as { host?: string }).host;
-  const df = await new Client(host, flags.dataRoot).json<Parameters<typeof dfCounts>[0]>("GET", "/system/df");
+  // BERTH_NO_DAEMON=1 never starts a daemon (it would outlive the command): one already running for the
+  // root answers (a host given means no autostart), else df refuses rather than print wrong counts.
+  const noDaemon = process.env.BERTH_NO_DAEMON === "1" && !host && !process.env.BERTH_HOST;
+  let df: Parameters<typeof dfCounts>[0];
+  try {
+    df = await new Client(noDaemon ? autostartPlace(flags.dataRoot).host : host, flags.dataRoot).json<Parameters<typeof dfCounts>[0]>("GET", "/system/df");
+  } catch (err) {
+    if (!noDaemon || !(err instanceof BerthError) || !err.message.startsWith("Cannot connect")) throw err;
+    throw new BerthError(`system df counts containers and volumes through the daemon, and none runs for data root ${flags.dataRoot}: with BERTH_NO_DAEMON=1 berth does not start one (run \`berth daemon --data-root ${flags.dataRoot}\` or unset BERTH_NO_DAEMON)`);
+  }
   const { containers: c, volumes: v } = dfCounts(df);
   const row = (type: string, n: DfCounts) => [type, String(n.total), String(n.active), humanSize(n.size, 4), `${humanSize(n.reclaimable, 4)}${pct(n.reclaimable, n.size)}`];
   out(table([
@@ -441,6 +453,7 @@ function addImport(cmd: Command): Command {
   return cmd
     .argument("<file>", "a root filesystem tarball, or - for stdin")
     .argument("[reference]", "REPOSITORY[:TAG]")
+    .option("-c, --change <instruction>", "apply a Dockerfile instruction to the image (CMD, ENTRYPOINT, ENV, ...); repeatable", collect, [])
     .option("-m, --message <text>", "commit message for the imported image")
     .option("--platform <os/arch>", "platform of the image (default: the host's)")
     .addOption(dataRootOption())

@@ -10,6 +10,7 @@ import { dirname, join, posix } from "node:path";
 import { PassThrough, type Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
+import { applyChanges, type Change } from "../daemon/commit-changes.js";
 import { BerthError } from "../errors.js";
 import { tmpName } from "./fsutil.js";
 import { Decompressor, HashTap } from "./layer.js";
@@ -402,6 +403,17 @@ export interface ImportOptions {
   source?: string;
   message?: string;
   platform?: { architecture: string; os: string; variant?: string };
+  /** docker import --change: Dockerfile instructions for the image's config (parsed by parseChanges). */
+  changes?: Change[];
+}
+
+/** An imported image's config: empty, as dockerd's, but for the --change instructions. */
+function importConfig(changes: Change[]): object {
+  if (changes.length === 0) return {};
+  const config = applyChanges({}, changes);
+  // applyChanges starts from the base's Env: an import without ENV keeps docker's null, not [].
+  if (config.Env?.length === 0) delete config.Env;
+  return config;
 }
 
 /** docker import: a root filesystem tarball (plain, gzip or zstd) becomes a one-layer image. */
@@ -444,7 +456,7 @@ export async function importRootfs(store: ImageStore, input: Readable, options: 
         os: platform.os,
         ...(platform.variant ? { variant: platform.variant } : {}),
         created,
-        config: {},
+        config: importConfig(options.changes ?? []),
         rootfs: { type: "layers", diff_ids: [diffId] },
         history: [{ created, created_by: "berth import", comment: options.message ?? `Imported from ${options.source ?? "-"}` }],
       };

@@ -3,11 +3,12 @@
 // Registries are local only (the in-process FakeRegistry or docker-registry on 127.0.0.1). Needs root.
 
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { isRoot, spawnBerth } from "../helpers/berth.js";
+import { DOCKER, TestDaemon } from "../helpers/daemon.js";
 import { FakeRegistry, makeImage, makeTar } from "../helpers/registry.js";
 
 const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));
@@ -78,5 +79,58 @@ describe("image audit gaps", { skip, concurrency: false }, () => {
     assert.equal(always.stdout, "always\n");
     assert.doesNotMatch(always.stderr, /Unable to find image/);
     assert.ok(manifestGets() > afterPull, "--pull always pulls although the image is here");
+  });
+
+  describe("import --change and --message", () => {
+    let d: TestDaemon;
+    let tar = "";
+    before(async () => {
+      d = new TestDaemon("berth-imgaudit-d-");
+      await d.start();
+      tar = join(work, "rootfs.tar");
+      writeFileSync(tar, makeTar([{ name: "hello", data: "hi\n" }]));
+    });
+    after(async () => {
+      assert.deepEqual(await d.destroy(), []);
+    });
+    const config = (ref: string, via: (a: string[]) => { code: number | null; stdout: string; stderr: string }) => {
+      const r = via(["image", "inspect", "--format", "{{json .Config}}", ref]);
+      assert.equal(r.code, 0, show(r));
+      return JSON.parse(r.stdout) as { Cmd: string[] | null; Env: string[] | null; Entrypoint: string[] | null; WorkingDir: string };
+    };
+
+    test("docker import -c through the daemon's API applies the changes and the message", { skip: !DOCKER && "needs the docker CLI" }, () => {
+      const imp = d.docker(["import", "-c", 'CMD ["echo","x"]', "-c", "ENV Z=1", "-m", "from the test", tar, "imp:c"]);
+      assert.equal(imp.code, 0, show(imp));
+      const c = config("imp:c", (a) => d.docker(a));
+      assert.deepEqual(c.Cmd, ["echo", "x"]);
+      assert.deepEqual(c.Env, ["Z=1"]);
+      const hist = d.docker(["history", "--format", "{{.Comment}}", "imp:c"]);
+      assert.equal(hist.stdout, "from the test\n", show(hist));
+      const plain = d.docker(["import", tar, "imp:plain"]);
+      assert.equal(plain.code, 0, show(plain));
+      const p = config("imp:plain", (a) => d.docker(a));
+      assert.equal(p.Cmd ?? null, null);
+      assert.equal(p.Env ?? null, null);
+      const bad = d.docker(["import", "-c", "RUN echo", tar, "imp:bad"]);
+      assert.notEqual(bad.code, 0, show(bad));
+      assert.match(bad.stderr, /run is not a valid change command/);
+      assert.equal(d.docker(["image", "inspect", "imp:bad"]).code, 1, "nothing imported");
+      assert.equal(d.docker(["rmi", "imp:c", "imp:plain"]).code, 0);
+    });
+
+    test("berth import -c/--change and -m", () => {
+      const imp = d.berth(["import", "--change", "ENTRYPOINT /bin/sh", "-c", "WORKDIR /w", "-c", "ENV A=1 B=$A", "-m", "msg", tar, "imp:berth"]);
+      assert.equal(imp.code, 0, show(imp));
+      const c = config("imp:berth", (a) => d.berth(a));
+      assert.deepEqual(c.Entrypoint, ["/bin/sh", "-c", "/bin/sh"]);
+      assert.equal(c.WorkingDir, "/w");
+      assert.deepEqual(c.Env, ["A=1", "B=1"]);
+      assert.equal(d.berth(["history", "--format", "{{.Comment}}", "imp:berth"]).stdout, "msg\n");
+      const bad = d.berth(["import", "-c", "FROM x", tar, "imp:bad"]);
+      assert.equal(bad.code, 1, show(bad));
+      assert.equal(bad.stderr, "berth: from is not a valid change command\n");
+      assert.equal(d.berth(["rmi", "imp:berth"]).code, 0);
+    });
   });
 });
