@@ -136,6 +136,26 @@ function hookState(record: Pick<OciRecord, "ociVersion" | "id" | "bundle" | "ann
   return { ociVersion: record.ociVersion, id: record.id, status, pid, bundle: record.bundle, annotations: record.annotations };
 }
 
+// Valid spec fields berth-oci has no way to apply: refused by JSON path, never silently ignored.
+const UNSUPPORTED_PROCESS_FIELDS = ["scheduler", "ioPriority", "execCPUAffinity"] as const;
+const UNSUPPORTED_LINUX_FIELDS = ["intelRdt", "memoryPolicy", "netDevices"] as const;
+
+/** The first field of `proc` (at JSON path `at`) berth-oci can't apply, refused. */
+export function refuseUnsupportedProcess(proc: Process | undefined, at: string): void {
+  const fields = (proc ?? {}) as Record<string, unknown>;
+  for (const f of UNSUPPORTED_PROCESS_FIELDS) {
+    if (fields[f] !== undefined && fields[f] !== null) fail(`${at}${f}: not supported by berth-oci`);
+  }
+}
+
+export function refuseUnsupported(spec: Spec): void {
+  refuseUnsupportedProcess(spec.process, "process.");
+  const linux = (spec.linux ?? {}) as Record<string, unknown>;
+  for (const f of UNSUPPORTED_LINUX_FIELDS) {
+    if (linux[f] !== undefined && linux[f] !== null) fail(`linux.${f}: not supported by berth-oci`);
+  }
+}
+
 export function loadBundle(bundle: string): { spec: Spec; rootfs: string } {
   const file = join(bundle, "config.json");
   let text: string;
@@ -146,6 +166,7 @@ export function loadBundle(bundle: string): { spec: Spec; rootfs: string } {
   }
   const spec = parseSpec(text, "config.json");
   checkNamespacePaths(spec);
+  refuseUnsupported(spec);
   const rootPath = spec.root?.path;
   if (!rootPath) fail("root.path: required");
   const rootfs = isAbsolute(rootPath) ? rootPath : resolve(bundle, rootPath);
@@ -393,6 +414,7 @@ export async function ociExec(root: string, id: string, proc: Process, o: ExecOp
   if (status === "paused" && !o.ignorePaused) fail(`cannot exec in container "${id}": it is paused (--ignore-paused to exec anyway)`);
   const consoleError = consoleFlagsError({ terminal: Boolean(proc.terminal), detached: Boolean(o.detach), consoleSocket: o.consoleSocket });
   if (consoleError) fail(consoleError);
+  refuseUnsupportedProcess(proc, "process.");
   const seccomp = record.config.linux?.seccomp ? compileSeccomp(record.config.linux.seccomp, { arch: process.arch }) : undefined;
   const plan = planExec(proc, {
     pid: record.pid,

@@ -179,6 +179,10 @@ describe("berth-oci", { skip }, () => {
     const p = oci(["exec", "--process", procFile, b.id]);
     assert.equal(p.code, 0, p.stderr);
     assert.deepEqual(p.stdout.trim().split("\n"), ["from-process-json", "1000"]);
+    writeFileSync(procFile, JSON.stringify({ args: ["true"], cwd: "/", user: { uid: 0, gid: 0 }, ioPriority: { class: "IOPRIO_CLASS_IDLE", priority: 0 } }));
+    const io = oci(["exec", "--process", procFile, b.id]);
+    assert.equal(io.code, 255);
+    assert.equal(io.stderr, "berth-oci: process.ioPriority: not supported by berth-oci\n");
     assert.deepEqual(JSON.parse(oci(["ps", "--format", "json", b.id]).stdout), [state(b.id).pid]);
     // The table is runc's: ps -ef's header and the container's rows; ps options go after the id.
     const ef = oci(["ps", b.id]);
@@ -252,6 +256,13 @@ describe("berth-oci", { skip }, () => {
         if (ns) ns.path = "/proc/self/ns/ipc";
       }, /linux\.namespaces\[\d+\]\.path/],
       ["mount without destination", (s) => { s.mounts?.push({ destination: "", type: "tmpfs", source: "tmpfs" }); }, /mounts\[\d+\]\.destination/],
+      // Valid fields berth-oci can't apply: refused, not silently ignored.
+      ["process.scheduler", (s) => { if (s.process) s.process.scheduler = { policy: "SCHED_BATCH" }; }, /^berth-oci: process\.scheduler: not supported by berth-oci\n$/],
+      ["process.ioPriority", (s) => { if (s.process) s.process.ioPriority = { class: "IOPRIO_CLASS_IDLE", priority: 0 }; }, /^berth-oci: process\.ioPriority: not supported by berth-oci\n$/],
+      ["process.execCPUAffinity", (s) => { if (s.process) s.process.execCPUAffinity = { initial: "0" }; }, /^berth-oci: process\.execCPUAffinity: not supported by berth-oci\n$/],
+      ["linux.intelRdt", (s) => { if (s.linux) s.linux.intelRdt = { closID: "c1" }; }, /^berth-oci: linux\.intelRdt: not supported by berth-oci\n$/],
+      ["linux.memoryPolicy", (s) => { if (s.linux) Object.assign(s.linux, { memoryPolicy: { mode: "MPOL_INTERLEAVE", nodes: "0" } }); }, /^berth-oci: linux\.memoryPolicy: not supported by berth-oci\n$/],
+      ["linux.netDevices", (s) => { if (s.linux) Object.assign(s.linux, { netDevices: { dummy0: {} } }); }, /^berth-oci: linux\.netDevices: not supported by berth-oci\n$/],
     ];
     for (const [name, mutate, pattern] of cases) {
       const b = bundle(mutate);
