@@ -7,7 +7,7 @@ import {
 } from "node:fs";
 import { lstat, mkdir } from "node:fs/promises";
 import { dirname, join, posix } from "node:path";
-import { PassThrough, type Readable, type Writable } from "node:stream";
+import { PassThrough, pipeline as streamPipeline, type Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
 import { applyChanges, type Change } from "../daemon/commit-changes.js";
@@ -304,7 +304,9 @@ export async function saveImages(store: ImageStore, names: string[], out: Writab
         await addEntry(pack, { name: `${hex}/`, type: "directory", mode: 0o755, mtime }, Buffer.alloc(0));
         await addEntry(pack, { name: `${hex}/VERSION`, mode: 0o644, mtime }, Buffer.from("1.0"));
         const tap = new HashTap();
-        const stream = store.openBlob(s.layers[i].digest).pipe(new Decompressor()).pipe(tap);
+        // pipeline, not .pipe(): a corrupt blob (the verifying stream's error) or a bad gzip must reach
+        // addEntry as a rejection; .pipe() left it an unhandled 'error' event that crashed the process.
+        const stream = streamPipeline(store.openBlob(s.layers[i].digest), new Decompressor(), tap, () => {});
         await addEntry(pack, { name, mode: 0o644, mtime, size: info.tarSize }, stream);
         if (tap.digest() !== diffId) throw new BerthError(`layer ${diffId} of image ${item.id}: the stored blob does not match the diff ID: remove the image and fetch it again`);
         written.add(name);

@@ -3,7 +3,7 @@
 // Registries are local only (the in-process FakeRegistry or docker-registry on 127.0.0.1). Needs root.
 
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -79,6 +79,37 @@ describe("image audit gaps", { skip, concurrency: false }, () => {
     assert.equal(always.stdout, "always\n");
     assert.doesNotMatch(always.stderr, /Unable to find image/);
     assert.ok(manifestGets() > afterPull, "--pull always pulls although the image is here");
+  });
+
+  /** A store holding IMG (imported: its layer blob is the plain tar) with that blob's bytes changed. */
+  const storeWithCorruptLayer = async (name: string, image: string) => {
+    const store = join(work, name);
+    const tar = join(work, `${name}.tar`);
+    writeFileSync(tar, makeTar([{ name: "data", data: "the original content\n" }]));
+    const imp = await berth(store, ["import", tar, image]);
+    assert.equal(imp.code, 0, show(imp));
+    const layers = await berth(store, ["image", "inspect", "--format", "{{json .RootFS.Layers}}", image]);
+    const [layer] = JSON.parse(layers.stdout) as string[];
+    const blob = join(store, "blobs/sha256", layer.slice(7));
+    const bytes = readFileSync(blob);
+    const at = bytes.indexOf("original");
+    assert.ok(at > 0);
+    bytes.write("ORIGINAL", at);
+    writeFileSync(blob, bytes);
+    return { store, layer };
+  };
+
+  test("berth save -o with a corrupt stored layer: one line naming the blob, exit 1, no output file (docker and oci formats)", async () => {
+    const { store, layer } = await storeWithCorruptLayer("save-store", "corrupt:save");
+    for (const format of ["docker", "oci"]) {
+      const outFile = join(work, `saved-${format}.tar`);
+      const r = await berth(store, ["save", "--format", format, "-o", outFile, "corrupt:save"]);
+      assert.equal(r.code, 1, show(r));
+      assert.match(r.stderr, new RegExp(`^berth: .*${layer}.*content does not match digest.*\n$`));
+      assert.doesNotMatch(r.stderr, /Unhandled|\n.+\n/, "one line, no crash");
+      assert.equal(existsSync(outFile), false, "no partial file");
+      assert.deepEqual(readdirSync(work).filter((f) => f.startsWith(".berth-save")), [], "no temp file");
+    }
   });
 
   describe("import --change and --message", () => {
