@@ -2,6 +2,7 @@
 // another repository of the same registry when the image came from one, or uploaded (monolithic PUT,
 // chunked PATCH for big blobs); then the manifest PUT by tag.
 
+import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { BerthError } from "../errors.js";
 import type { Descriptor, ImageStoreApi, Reference } from "../images/store-api.js";
@@ -90,8 +91,10 @@ async function push(store: ImageStoreApi, ref: Reference, manifestDigest: string
         break;
       }
     }
-    location ??= (await client.startUpload(repo)) as URL;
     const path = store.blobPath(desc.digest);
+    // Checked here rather than left to the registry: its digest_invalid would not say which local blob is bad.
+    await verifyStoredBlob(path, desc);
+    location ??= (await client.startUpload(repo)) as URL;
     let sent = 0;
     let last = 0;
     const progress = (n: number) => {
@@ -138,4 +141,18 @@ async function readRange(path: string, start: number, length: number): Promise<B
   const b = Buffer.concat(chunks);
   if (b.length !== length) throw new BerthError(`the stored blob ${path} is shorter than expected`);
   return b;
+}
+
+/** Hashes a stored blob before it is uploaded: a corrupt one is a local error naming it. */
+async function verifyStoredBlob(path: string, desc: Descriptor): Promise<void> {
+  const hash = createHash(desc.digest.startsWith("sha512:") ? "sha512" : "sha256");
+  let size = 0;
+  for await (const c of createReadStream(path) as AsyncIterable<Buffer>) {
+    hash.update(c);
+    size += c.length;
+  }
+  const got = `${desc.digest.split(":")[0]}:${hash.digest("hex")}`;
+  if (got !== desc.digest || size !== desc.size) {
+    throw new BerthError(`the stored blob ${desc.digest} is corrupt (its ${size} bytes hash to ${got}; expected ${desc.size} bytes): nothing of it was sent; remove the image and pull or load it again`);
+  }
 }

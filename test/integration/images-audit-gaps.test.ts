@@ -112,6 +112,18 @@ describe("image audit gaps", { skip, concurrency: false }, () => {
     }
   });
 
+  test("berth push with a corrupt stored layer: a local error naming the blob, and its bytes are never sent", async () => {
+    const ref = `${reg.host}/audit/corrupt:1`;
+    const { store, layer } = await storeWithCorruptLayer("push-store", ref);
+    const r = await berth(store, ["push", ref]);
+    assert.equal(r.code, 1, show(r));
+    assert.match(r.stderr, new RegExp(`^berth: pushing .*audit/corrupt:1: the stored blob ${layer} is corrupt .*\n$`, "m"));
+    assert.doesNotMatch(r.stderr, /digest_invalid|DIGEST_INVALID/);
+    const sent = reg.log.filter((q) => (q.method === "PUT" || q.method === "PATCH") && q.path.includes("/audit/corrupt/blobs/uploads/"));
+    assert.deepEqual(sent, [], "no upload of the corrupt blob");
+    assert.equal(reg.manifests.has("audit/corrupt:1"), false, "no manifest pushed");
+  });
+
   describe("import --change and --message", () => {
     let d: TestDaemon;
     let tar = "";
