@@ -164,10 +164,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("-d, --detach", "detach from the container's process")
     .option("--no-pivot", "use MS_MOVE and chroot instead of pivot_root")
     .option("--no-new-keyring", "accepted")
-    .option("--keep", "accepted")
+    .option("--keep", "keep the stopped container (state, list) until delete")
+    .option("--no-subreaper", "accepted: berth-oci's foreground helper already reaps the container's process")
     .option("--preserve-fds <n>", "pass N extra fds (3..) to the container", int("--preserve-fds"), 0)
-    .action(async (id: string, o: { bundle: string; pidFile?: string; consoleSocket?: string; detach?: boolean; pivot: boolean; preserveFds: number }) => {
-      setExit(await ociRun(root(), id, { bundle: o.bundle, pidFile: o.pidFile, consoleSocket: o.consoleSocket, noPivot: !o.pivot, preserveFds: o.preserveFds, warn }, Boolean(o.detach)));
+    .action(async (id: string, o: { bundle: string; pidFile?: string; consoleSocket?: string; detach?: boolean; keep?: boolean; pivot: boolean; preserveFds: number }) => {
+      const create = { bundle: o.bundle, pidFile: o.pidFile, consoleSocket: o.consoleSocket, noPivot: !o.pivot, preserveFds: o.preserveFds, warn };
+      setExit(await ociRun(root(), id, create, Boolean(o.detach), Boolean(o.keep)));
     });
 
   program.command("state <id>").description("print the state of a container")
@@ -323,8 +325,21 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action((o: { bundle: string }) => {
       const file = join(o.bundle, "config.json");
       if (existsSync(file)) throw new BerthError(`File ${file} exists. Remove it first`, { exitCode: 1 });
-      writeFileSync(file, JSON.stringify(defaultSpec(), null, "\t"));
+      try {
+        writeFileSync(file, JSON.stringify(defaultSpec(), null, "\t"));
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        throw new BerthError(e.code === "ENOENT" ? `--bundle ${o.bundle}: no such directory` : `writing ${file}: ${e.message}`, { exitCode: 1 });
+      }
     });
+
+  // runc's checkpoint/restore go through CRIU, which berth-oci has no support for: one clear refusal
+  // whatever the flags (engines pass --image-path, --work-path, ...).
+  for (const name of ["checkpoint", "restore"]) {
+    program.command(`${name} [args...]`).description("not supported (no CRIU support)")
+      .allowUnknownOption()
+      .action(() => { throw new BerthError("checkpoint/restore is not supported (no CRIU support)", { exitCode: 1 }); });
+  }
 
   return program;
 }

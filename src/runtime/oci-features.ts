@@ -12,7 +12,8 @@ export function features(): Record<string, unknown> {
     ociVersionMin: "1.0.0",
     ociVersionMax: "1.3.0",
     hooks: ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-    mountOptions: knownMountOptions(),
+    // idmap/ridmap are parsed but idmapped mounts are refused (src/core/container-plan.ts): not listed.
+    mountOptions: knownMountOptions().filter((o) => o !== "idmap" && o !== "ridmap"),
     linux: {
       namespaces: ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
       capabilities: [...ALL_CAPABILITIES],

@@ -321,7 +321,8 @@ export function parseSignal(sig: string | undefined): number {
   const s = (sig ?? "SIGTERM").toUpperCase();
   if (/^\d+$/.test(s)) {
     const n = Number(s);
-    if (n < 1 || n > 64) fail(`invalid signal "${sig}"`);
+    // 0, as runc: no signal, only the check that the container's process still exists.
+    if (n > 64) fail(`invalid signal "${sig}"`);
     return n;
   }
   const name = s.startsWith("SIG") ? s : `SIG${s}`;
@@ -369,8 +370,11 @@ export async function ociDelete(root: string, id: string, force: boolean, warn: 
   await runHooksWarnOnly(record.config.hooks?.poststop, hookState(record, "stopped"), "poststop", warn);
 }
 
-/** create + start in the foreground: returns the exit status of the container's process. */
-export async function ociRun(root: string, id: string, o: CreateOptions, detach: boolean): Promise<number> {
+/**
+ * create + start in the foreground: returns the exit status of the container's process. `keep` (runc's
+ * --keep): the stopped container stays, for state and list, until delete.
+ */
+export async function ociRun(root: string, id: string, o: CreateOptions, detach: boolean, keep = false): Promise<number> {
   if (detach) {
     await ociCreate(root, id, o);
     await ociStart(root, id, o.warn);
@@ -391,7 +395,7 @@ export async function ociRun(root: string, id: string, o: CreateOptions, detach:
   } finally {
     for (const [s, h] of handlers) process.off(s, h);
     process.off("SIGWINCH", onWinch);
-    await ociDelete(root, id, true, o.warn);
+    if (!keep) await ociDelete(root, id, true, o.warn);
   }
   return status.signal ? 128 + status.signal : status.exitCode;
 }

@@ -152,16 +152,29 @@ describe("berth-oci", { skip }, () => {
     assert.equal(oci(["kill", b.id, "10"]).code, 0);
     await waitFor("USR1 handled", () => readFileSync(b.out, "utf8").includes("got-usr1"));
     assert.equal(oci(["kill", b.id, "SIGBOGUS"]).code, 1);
+    // Signal 0, as runc: only whether the process exists (exit 0 running, 1 once stopped).
+    const alive = oci(["kill", b.id, "0"]);
+    assert.equal(alive.code, 0, alive.stderr);
     assert.equal(oci(["kill", "--all", b.id, "SIGKILL"]).code, 0);
     await waitFor("stopped", () => state(b.id).status === "stopped");
+    const gone = oci(["kill", b.id, "0"]);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /^berth-oci: container not running/);
     assert.equal(oci(["delete", b.id]).code, 0);
     assertNothingLeft(b.id);
   });
 
-  test("run passes the exit code through and removes the container", () => {
+  test("run passes the exit code through and removes the container; with --keep it stays stopped until delete", () => {
     const b = bundle((s) => { if (s.process) s.process.args = ["sh", "-c", "exit 7"]; });
     const r = oci(["run", "--bundle", b.dir, b.id]);
     assert.equal(r.code, 7, r.stderr);
+    assertNothingLeft(b.id);
+    // --keep, as runc: the stopped container stays (state, list) until delete; --no-subreaper is accepted.
+    const k = oci(["run", "--keep", "--no-subreaper", "--bundle", b.dir, b.id]);
+    assert.equal(k.code, 7, k.stderr);
+    assert.deepEqual([state(b.id).status, state(b.id).pid], ["stopped", 0]);
+    assert.deepEqual(oci(["list", "-q"]).stdout.split("\n").filter((l) => l === b.id), [b.id]);
+    assert.equal(oci(["delete", b.id]).code, 0);
     assertNothingLeft(b.id);
   });
 
@@ -604,9 +617,12 @@ print(out.decode().strip(), flush=True)
     }
   });
 
-  test("features and spec", () => {
-    const f = JSON.parse(oci(["features"]).stdout) as { ociVersionMin: string; linux: { namespaces: string[]; seccomp: { enabled: boolean } } };
+  test("features and spec; checkpoint and restore refused", () => {
+    const f = JSON.parse(oci(["features"]).stdout) as { ociVersionMin: string; mountOptions: string[]; linux: { namespaces: string[]; seccomp: { enabled: boolean } } };
     assert.equal(f.ociVersionMin, "1.0.0");
+    // Idmapped mounts are refused, so not advertised; tmpcopyup works.
+    assert.ok(f.mountOptions.includes("tmpcopyup"));
+    assert.deepEqual(f.mountOptions.filter((o) => o.includes("idmap")), []);
     assert.ok(f.linux.namespaces.includes("pid"));
     assert.equal(f.linux.seccomp.enabled, true);
     const dir = join(work, "specdir");
@@ -615,5 +631,14 @@ print(out.decode().strip(), flush=True)
     const s = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Spec;
     assert.equal(s.root?.path, "rootfs");
     assert.equal(oci(["spec", "--bundle", dir]).code, 1, "refuses to overwrite");
+    const missing = oci(["spec", "--bundle", join(work, "no-such-dir")]);
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stderr, `berth-oci: --bundle ${join(work, "no-such-dir")}: no such directory\n`);
+    // No CRIU: checkpoint and restore are refused in one line whatever their flags, as unsupported (not unknown).
+    for (const args of [["checkpoint", "--image-path", join(work, "img"), "someid"], ["restore", "-d", "--bundle", dir, "someid"]]) {
+      const r = oci(args);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr, "berth-oci: checkpoint/restore is not supported (no CRIU support)\n", args[0]);
+    }
   });
 });
