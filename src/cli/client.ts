@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BerthError } from "../errors.js";
 import { buildStamp } from "../api/stream.js";
@@ -19,7 +19,9 @@ export const DEFAULT_DATA_ROOT = "/var/lib/berth";
  * default socket, any other root's (BERTH_DATA_ROOT, --data-root) on its own socket and exec root, so
  * `berth --data-root X ...` talks to a daemon that really uses X.
  */
-export function autostartPlace(dataRoot: string | undefined): { host: string; execRoot: string; dataRoot?: string } {
+export function autostartPlace(typed: string | undefined): { host: string; execRoot: string; dataRoot?: string } {
+  // As typed, `dcor` and `/abs/dcor` would get two daemons on one root.
+  const dataRoot = typed ? resolve(typed) : undefined;
   if (!dataRoot || dataRoot === DEFAULT_DATA_ROOT) return { host: DEFAULT_HOST, execRoot: "/run/berth" };
   const tag = createHash("sha256").update(dataRoot).digest("hex").slice(0, 12);
   const execRoot = `/run/berth/roots/${tag}`;

@@ -8,7 +8,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { createServer } from "node:net";
 import { createSocket } from "node:dgram";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Op } from "../core/plan.js";
 import { BerthError, errnoName } from "../errors.js";
@@ -46,7 +46,8 @@ const DEFAULT_DATA_ROOT = "/var/lib/berth";
  * bridge and nftables table, named after a hash of the root, so their rules never replace each other.
  */
 export function networkContext(o: Partial<NetworkContext> = {}): NetworkContext {
-  const dataRoot = o.dataRoot ?? process.env.BERTH_DATA_ROOT ?? DEFAULT_DATA_ROOT;
+  // One root, one name: `dcor`, `./dcor/` and `/abs/dcor` must share a bridge and table, not leak two.
+  const dataRoot = resolve(o.dataRoot ?? process.env.BERTH_DATA_ROOT ?? DEFAULT_DATA_ROOT);
   const tag = dataRoot === DEFAULT_DATA_ROOT ? "" : createHash("sha256").update(dataRoot).digest("hex").slice(0, 8);
   return {
     dataRoot,
@@ -133,6 +134,34 @@ async function ensureBridge(net: NetworkRecord): Promise<boolean> {
 async function removeBridge(bridge: string): Promise<void> {
   if (!linkExists(bridge)) return;
   await runFilesystemOps([netlinkOp(delLink(bridge), { netns: "", ignoreErrno: ERRNO.ENODEV, what: `delete ${bridge}` })]);
+}
+
+/** Whether a live daemon holds the data root (its daemon.lock, src/daemon/daemon.ts); read, never taken. */
+export function daemonOwnsRoot(dataRoot: string): boolean {
+  let text: string;
+  try {
+    text = readFileSync(join(dataRoot, "daemon.lock"), "utf8");
+  } catch {
+    return false;
+  }
+  // Empty: a daemon between creating the lock and writing its pid.
+  return text.trim() === "" || ownerAlive(text);
+}
+
+/**
+ * Without a daemon nothing else would ever remove them: when the default network's last live endpoint
+ * goes, its bridge goes, and the root's nftables table with it unless user networks still need it (then
+ * only the default network's rules leave). The record stays (docker keeps its `bridge`); the next run
+ * makes the kernel objects again. With a daemon on the root they are the daemon's to keep. Call under
+ * the state lock, so a concurrent run either sees our teardown done or we see its endpoint.
+ */
+async function retireIdleDefaultBridge(ctx: NetworkContext, state: NetworkState): Promise<boolean> {
+  const net = Object.values(state.networks).find((n) => n.isDefault);
+  if (!net || liveEndpoints(state, net.id).length || daemonOwnsRoot(ctx.dataRoot)) return false;
+  const others = Object.fromEntries(Object.entries(state.networks).filter(([, n]) => !n.isDefault));
+  // Independent (the rules name the bridge, they don't need it): side by side, to keep a run's end short.
+  await Promise.all([runNft(renderRuleset({ ...state, networks: others }, ctx.nftTable)), removeBridge(net.bridge)]);
+  return true;
 }
 
 function dnsPidFile(ctx: NetworkContext, net: NetworkRecord): string {
@@ -826,7 +855,7 @@ export async function prepareContainerNetwork(ctx: NetworkContext, req: Containe
     stopProxies(ep.id);
     await updateState(ctx.dataRoot, async (state) => {
       delete state.endpoints[ep.id];
-      await applyPorts(ctx, state, ep, "delete");
+      if (!(net.isDefault && await retireIdleDefaultBridge(ctx, state))) await applyPorts(ctx, state, ep, "delete");
     });
     rmSync(containerFilesDir(ctx, req.containerId), { recursive: true, force: true });
   };
