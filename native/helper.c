@@ -68,7 +68,7 @@ enum {
 	OP_NO_NEW_PRIVS = 35, OP_SECCOMP = 36, OP_CLOSE_FDS = 37, OP_CONSOLE = 38, OP_SETSID = 39,
 	OP_OPEN_EXEC_FIFO = 40, OP_EXEC = 41, OP_PDEATHSIG = 42, OP_UMASK = 43, OP_PERSONALITY = 45,
 	OP_MKDIR = 47, OP_LINK_UP = 50, OP_MKFIFO = 51, OP_SETXATTR = 52, OP_WAIT_EXEC_FIFO = 53, OP_RUN_HOOK = 54, OP_NETLINK = 55,
-	OP_MONITOR = 56, OP_MOUNT_SETATTR = 57, OP_CGROUP_DEVICE_FILTER = 58, OP_CHROOT_IN_PLACE = 59, OP_TMPCOPYUP = 60,
+	OP_MONITOR = 56, OP_MOUNT_SETATTR = 57, OP_CGROUP_DEVICE_FILTER = 58, OP_CHROOT_IN_PLACE = 59, OP_TMPCOPYUP = 60, OP_SCHEDULER = 61, OP_IOPRIO = 62,
 };
 
 /* The control socket: fd 3 unless the controller passes preserved fds there and says where it is. */
@@ -781,6 +781,16 @@ static int do_tmpcopyup(const struct op *o)
 	return rc;
 }
 
+/* process.scheduler: sched_setattr(2) on this process; execve keeps it. */
+static int do_scheduler(const struct op *o)
+{
+	struct { uint32_t size, policy; uint64_t flags; int32_t nice; uint32_t priority; uint64_t runtime, deadline, period; } attr = {
+		.size = sizeof attr, .policy = u(o, 0), .flags = u(o, 1), .nice = (int32_t)u(o, 2), .priority = u(o, 3),
+		.runtime = u(o, 4), .deadline = u(o, 5), .period = u(o, 6),
+	};
+	return syscall(SYS_sched_setattr, 0, &attr, 0);
+}
+
 /* Recursive mount attributes (rro, rnosuid, ...) with mount_setattr(AT_RECURSIVE). */
 static int do_mount_setattr(const struct op *o)
 {
@@ -1049,6 +1059,8 @@ static void __attribute__((noreturn)) run_child(uint32_t first)
 		case OP_WAIT_EXEC_FIFO: wait_exec_fifo(i); break;
 		case OP_MOUNT_SETATTR: rc = do_mount_setattr(o); break;
 		case OP_TMPCOPYUP: rc = do_tmpcopyup(o); break;
+		case OP_SCHEDULER: rc = do_scheduler(o); break;
+		case OP_IOPRIO: rc = syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, (int)u(o, 0)); break;
 		case OP_RUN_HOOK: run_hook(o, i); break;
 		default: child_fail(i, EINVAL, "unknown op", 1);
 		}

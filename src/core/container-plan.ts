@@ -271,6 +271,9 @@ function processOps(proc: Process, ctx: ProcessContext): Op[] {
     if (resource === undefined) throw new BerthError(`process.rlimits[${i}].type: unknown rlimit "${r.type}"`, { exitCode: 1 });
     ops.push({ op: "setrlimit", resource, name: r.type, soft: toRlim(r.soft), hard: toRlim(r.hard) });
   }
+  // While the process still holds CAP_SYS_NICE / CAP_SYS_ADMIN (before setUser), as runc.
+  if (proc.scheduler) ops.push(schedulerOp(proc.scheduler));
+  if (proc.ioPriority) ops.push({ op: "ioPriority", ioprio: (IOPRIO_CLASSES[proc.ioPriority.class] << 13) | proc.ioPriority.priority });
   if (ctx.personality) ops.push({ op: "personality", persona: ctx.personality === "LINUX32" ? 0x0008 : 0 });
   ops.push({ op: "umask", mask: proc.user.umask ?? 0o022 });
   ops.push({ op: "closeFds", from: 3 + (ctx.preserveFds ?? 0) });
@@ -302,6 +305,28 @@ function processOps(proc: Process, ctx: ProcessContext): Op[] {
   ops.push({ op: "exec", file: args[0], argv: args, env: proc.env ?? [] });
 
   return ops;
+}
+
+// include/uapi/linux/sched.h and ioprio.h.
+const SCHED_POLICIES: Record<string, number> = {
+  SCHED_OTHER: 0, SCHED_FIFO: 1, SCHED_RR: 2, SCHED_BATCH: 3, SCHED_ISO: 4, SCHED_IDLE: 5, SCHED_DEADLINE: 6,
+};
+const SCHED_FLAGS: Record<string, number> = {
+  SCHED_FLAG_RESET_ON_FORK: 0x01, SCHED_FLAG_RECLAIM: 0x02, SCHED_FLAG_DL_OVERRUN: 0x04, SCHED_FLAG_KEEP_POLICY: 0x08,
+  SCHED_FLAG_KEEP_PARAMS: 0x10, SCHED_FLAG_UTIL_CLAMP_MIN: 0x20, SCHED_FLAG_UTIL_CLAMP_MAX: 0x40,
+};
+const IOPRIO_CLASSES: Record<string, number> = { IOPRIO_CLASS_RT: 1, IOPRIO_CLASS_BE: 2, IOPRIO_CLASS_IDLE: 3 };
+
+function schedulerOp(s: NonNullable<Process["scheduler"]>): Op {
+  const policy = SCHED_POLICIES[String(s.policy)];
+  if (policy === undefined) throw new BerthError(`process.scheduler.policy: unknown policy ${JSON.stringify(s.policy)}`, { exitCode: 1 });
+  let flags = 0;
+  for (const [i, f] of ((s.flags as string[] | undefined) ?? []).entries()) {
+    if (SCHED_FLAGS[f] === undefined) throw new BerthError(`process.scheduler.flags[${i}]: unknown flag ${JSON.stringify(f)}`, { exitCode: 1 });
+    flags |= SCHED_FLAGS[f];
+  }
+  const n = (k: string) => Number(s[k] ?? 0);
+  return { op: "scheduler", policy, flags, nice: n("nice"), priority: n("priority"), runtime: n("runtime"), deadline: n("deadline"), period: n("period") };
 }
 
 export function planContainer(spec: Spec, ctx: PlanContext): Plan {

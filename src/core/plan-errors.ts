@@ -64,6 +64,8 @@ function describeOp(op: Op): string {
     case "waitExecFifo": return "wait for start";
     case "cgroupDeviceFilter": return `attach the device filter (${op.program.length / 8} eBPF instructions) to cgroup ${op.cgroup}`;
     case "tmpCopyUp": return `mount tmpfs on ${inRoot(op.root, op.target)} with a copy of its content (tmpcopyup)`;
+    case "scheduler": return `set the scheduler (process.scheduler, sched_setattr policy ${op.policy})`;
+    case "ioPriority": return `set the I/O priority (process.ioPriority, ioprio_set 0x${op.ioprio.toString(16)})`;
     case "mountSetattr": return `mount_setattr ${inRoot(op.root, op.target)} set=0x${op.set.toString(16)} clear=0x${op.clear.toString(16)}`;
     case "runHook": return `hooks.${op.kind}[${op.index}] (${op.path})`;
     case "netlink": return `netlink ${op.what}${op.netns === "@CHILD@" ? " in the container's network namespace" : ""}`;

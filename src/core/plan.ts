@@ -65,6 +65,8 @@ export const OpCode = {
   CgroupDeviceFilter: 58,
   ChrootInPlace: 59,
   TmpCopyUp: 60,
+  Scheduler: 61,
+  IoPriority: 62,
 } as const;
 
 /** Where a mount target is resolved: inside `root` with symlinks scoped to it (openat2 RESOLVE_IN_ROOT). */
@@ -132,6 +134,10 @@ export type Op =
    * what the directory held (owners, modes, times; hard links become copies).
    */
   | { op: "tmpCopyUp"; root: string; target: string; flags: number; data: string }
+  /** process.scheduler: sched_setattr(2) on the process (policy and flags as the kernel's numbers). */
+  | { op: "scheduler"; policy: number; flags: number; nice: number; priority: number; runtime: number; deadline: number; period: number }
+  /** process.ioPriority: ioprio_set(IOPRIO_WHO_PROCESS, self, class << 13 | priority). */
+  | { op: "ioPriority"; ioprio: number }
   /** `state` is the hook's stdin; "@PID@" in it becomes the container's host pid. */
   | { op: "runHook"; kind: string; index: number; path: string; argv: string[]; env: string[]; state: string; timeout: number }
   /**
@@ -238,6 +244,8 @@ function fieldsOf(op: Op): [number, Field[]] {
     case "cgroupDeviceFilter": return [OpCode.CgroupDeviceFilter, [op.cgroup, op.program, op.replace ? 1 : 0]];
     case "mountSetattr": return [OpCode.MountSetattr, [op.root, op.target, op.set, op.clear]];
     case "tmpCopyUp": return [OpCode.TmpCopyUp, [op.root, op.target, op.flags, op.data]];
+    case "scheduler": return [OpCode.Scheduler, [op.policy, op.flags, op.nice, op.priority, op.runtime, op.deadline, op.period]];
+    case "ioPriority": return [OpCode.IoPriority, [op.ioprio]];
     case "runHook": return [OpCode.RunHook, [op.path, op.argv, op.env, op.state, op.timeout]];
     case "netlink": return [OpCode.Netlink, [op.netns, op.message, op.pidOffset, op.ifname, op.ifindexOffset, op.ignoreErrno]];
     case "monitor":

@@ -137,7 +137,7 @@ function hookState(record: Pick<OciRecord, "ociVersion" | "id" | "bundle" | "ann
 }
 
 // Valid spec fields berth-oci has no way to apply: refused by JSON path, never silently ignored.
-const UNSUPPORTED_PROCESS_FIELDS = ["scheduler", "ioPriority", "execCPUAffinity"] as const;
+const UNSUPPORTED_PROCESS_FIELDS = ["execCPUAffinity"] as const;
 const UNSUPPORTED_LINUX_FIELDS = ["intelRdt", "memoryPolicy", "netDevices"] as const;
 
 /** The first field of `proc` (at JSON path `at`) berth-oci can't apply, refused. */

@@ -192,10 +192,16 @@ describe("berth-oci", { skip }, () => {
     const p = oci(["exec", "--process", procFile, b.id]);
     assert.equal(p.code, 0, p.stderr);
     assert.deepEqual(p.stdout.trim().split("\n"), ["from-process-json", "1000"]);
-    writeFileSync(procFile, JSON.stringify({ args: ["true"], cwd: "/", user: { uid: 0, gid: 0 }, ioPriority: { class: "IOPRIO_CLASS_IDLE", priority: 0 } }));
+    // The exec'd process gets its own scheduler and I/O priority; execCPUAffinity is refused, not ignored.
+    const sched = { scheduler: { policy: "SCHED_IDLE" }, ioPriority: { class: "IOPRIO_CLASS_IDLE", priority: 0 } };
+    writeFileSync(procFile, JSON.stringify({ args: ["sh", "-c", "cut -d' ' -f41 /proc/self/stat; ionice -p $$"], cwd: "/", user: { uid: 0, gid: 0 }, ...sched }));
     const io = oci(["exec", "--process", procFile, b.id]);
-    assert.equal(io.code, 255);
-    assert.equal(io.stderr, "berth-oci: process.ioPriority: not supported by berth-oci\n");
+    assert.equal(io.code, 0, io.stderr);
+    assert.equal(io.stdout, "5\nidle\n");
+    writeFileSync(procFile, JSON.stringify({ args: ["true"], cwd: "/", user: { uid: 0, gid: 0 }, execCPUAffinity: { initial: "0" } }));
+    const aff = oci(["exec", "--process", procFile, b.id]);
+    assert.equal(aff.code, 255);
+    assert.equal(aff.stderr, "berth-oci: process.execCPUAffinity: not supported by berth-oci\n");
     assert.deepEqual(JSON.parse(oci(["ps", "--format", "json", b.id]).stdout), [state(b.id).pid]);
     // The table is runc's: ps -ef's header and the container's rows; ps options go after the id.
     const ef = oci(["ps", b.id]);
@@ -270,8 +276,6 @@ describe("berth-oci", { skip }, () => {
       }, /linux\.namespaces\[\d+\]\.path/],
       ["mount without destination", (s) => { s.mounts?.push({ destination: "", type: "tmpfs", source: "tmpfs" }); }, /mounts\[\d+\]\.destination/],
       // Valid fields berth-oci can't apply: refused, not silently ignored.
-      ["process.scheduler", (s) => { if (s.process) s.process.scheduler = { policy: "SCHED_BATCH" }; }, /^berth-oci: process\.scheduler: not supported by berth-oci\n$/],
-      ["process.ioPriority", (s) => { if (s.process) s.process.ioPriority = { class: "IOPRIO_CLASS_IDLE", priority: 0 }; }, /^berth-oci: process\.ioPriority: not supported by berth-oci\n$/],
       ["process.execCPUAffinity", (s) => { if (s.process) s.process.execCPUAffinity = { initial: "0" }; }, /^berth-oci: process\.execCPUAffinity: not supported by berth-oci\n$/],
       ["linux.intelRdt", (s) => { if (s.linux) s.linux.intelRdt = { closID: "c1" }; }, /^berth-oci: linux\.intelRdt: not supported by berth-oci\n$/],
       ["linux.memoryPolicy", (s) => { if (s.linux) Object.assign(s.linux, { memoryPolicy: { mode: "MPOL_INTERLEAVE", nodes: "0" } }); }, /^berth-oci: linux\.memoryPolicy: not supported by berth-oci\n$/],
@@ -417,6 +421,33 @@ describe("berth-oci", { skip }, () => {
       const optional = rootLine.split(" - ")[0].split(" ").slice(6).join(" ");
       assert.match(optional, tag, `${value}: ${rootLine}`);
       assertNothingLeft(b.id);
+    }
+  });
+
+  test("process.scheduler and process.ioPriority are applied (sched_setattr, ioprio_set); a refused one fails create in one line", () => {
+    const b = bundle((s) => {
+      if (!s.process) return;
+      s.process.args = ["sh", "-c", "cut -d' ' -f19,41 /proc/self/stat; ionice -p $$"];
+      s.process.scheduler = { policy: "SCHED_BATCH", nice: 7 };
+      s.process.ioPriority = { class: "IOPRIO_CLASS_BE", priority: 6 };
+    });
+    const r = oci(["run", "--bundle", b.dir, b.id]);
+    assert.equal(r.code, 0, r.stderr);
+    // /proc/<pid>/stat: nice 7, policy 3 (SCHED_BATCH).
+    assert.equal(r.stdout, "7 3\nbest-effort: prio 6\n");
+    assertNothingLeft(b.id);
+    // A real-time policy the kernel refuses (no RT runtime for the cgroup): a clear error, not a process running without it.
+    const fifo = bundle((s) => {
+      if (!s.process) return;
+      s.process.args = ["true"];
+      s.process.scheduler = { policy: "SCHED_FIFO", priority: 99 };
+    });
+    const rf = oci(["create", "--bundle", fifo.dir, fifo.id], { out: fifo.out });
+    if (rf.code !== 0) {
+      assert.match(rf.stderr, /^berth-oci: set the scheduler \(process\.scheduler, sched_setattr policy 1\): [^\n]+\n$/);
+      assertNothingLeft(fifo.id);
+    } else {
+      oci(["delete", "--force", fifo.id]);
     }
   });
 

@@ -286,6 +286,27 @@ describe("process", () => {
   });
 });
 
+describe("scheduler and I/O priority", () => {
+  test("process.scheduler and ioPriority become sched_setattr / ioprio_set ops before the user and capabilities change, for exec too", () => {
+    const s = spec();
+    if (!s.process) throw new Error("no process");
+    s.process.scheduler = { policy: "SCHED_DEADLINE", flags: ["SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_RECLAIM"], runtime: 10_000_000, deadline: 30_000_000, period: 40_000_000 };
+    s.process.ioPriority = { class: "IOPRIO_CLASS_IDLE", priority: 0 };
+    const plan = planContainer(s, ctx());
+    const sched = indexOf(plan.ops, (o) => o.op === "scheduler");
+    assert.deepEqual(plan.ops[sched], { op: "scheduler", policy: 6, flags: 0x3, nice: 0, priority: 0, runtime: 10_000_000, deadline: 30_000_000, period: 40_000_000 });
+    assert.deepEqual(ofKind(plan.ops, "ioPriority"), [{ op: "ioPriority", ioprio: 3 << 13 }]);
+    assert.ok(sched > indexOf(plan.ops, (o) => o.op === "pivotRoot"));
+    assert.ok(sched < indexOf(plan.ops, (o) => o.op === "setUser" && o.setGroups));
+    assert.ok(indexOf(plan.ops, (o) => o.op === "ioPriority") < indexOf(plan.ops, (o) => o.op === "capabilities"));
+    const exec = planExec({ ...s.process, scheduler: { policy: "SCHED_BATCH", nice: -3 }, ioPriority: { class: "IOPRIO_CLASS_BE", priority: 4 } }, { pid: 42, namespaces: ["pid"], procsFiles: [], host: { lastCap: 40 } });
+    assert.deepEqual(ofKind(exec.ops, "scheduler").map((o) => [o.policy, o.nice]), [[3, -3]]);
+    assert.deepEqual(ofKind(exec.ops, "ioPriority").map((o) => o.ioprio), [(2 << 13) | 4]);
+    const none = planContainer(spec(), ctx());
+    assert.equal(ofKind(none.ops, "scheduler").length + ofKind(none.ops, "ioPriority").length, 0);
+  });
+});
+
 describe("limits", () => {
   test("memory, cpus, shares, cpuset and pids become OCI resources", () => {
     const s = spec({ memory: 64 * 1024 * 1024, memorySwap: 128 * 1024 * 1024, cpus: 1.5, cpuShares: 512, cpusetCpus: "0", pidsLimit: 20 });
