@@ -181,7 +181,7 @@ async function pull(store: ImageStoreApi, ref: Reference, platform: Platform, ex
     const id = shortId(digest);
     if (p.phase === "extracting") display.update(id, "Extracting", progressBar(p.done, p.total));
     else if (p.phase === "complete") display.update(id, "Pull complete");
-  });
+  }, { repoDigest: top.digest }); // a manifest list's digest, not its platform entry's: as dockerd's RepoDigests
   for (const l of layers) if (!present.has(l.digest)) display.update(shortId(l.digest), "Pull complete");
   display.message(`Digest: ${top.digest}`);
   const upToDate = downloaded === 0 && before?.manifestDigest === manifest.digest;

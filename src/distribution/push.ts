@@ -52,7 +52,10 @@ export async function pushImage(store: ImageStoreApi, reference: Reference | str
   if (!record) throw new BerthError(`an image does not exist locally with the tag ${ref.familiar}: pull it, or tag an image with that name first (berth tag)`);
   const display = new ProgressDisplay(opts.out ?? process.stdout, { tty: opts.tty, quiet: opts.quiet });
   try {
-    return await push(store, ref, record.manifestDigest, record.repoDigests, display, clientFor(ref.registry, opts), opts);
+    const result = await push(store, ref, record.manifestDigest, record.repoDigests, display, clientFor(ref.registry, opts), opts);
+    // As dockerd: the image now has a digest in that repository (inspect RepoDigests, images --digests).
+    await store.addRepoDigest?.(ref, result.digest, record.id);
+    return result;
   } catch (err) {
     throw pushError(ref, err);
   }

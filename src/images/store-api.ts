@@ -77,7 +77,9 @@ export interface ImageStoreApi {
    * once (shared by diff ID), then points `reference` (if any) at it. Atomic: a crash leaves either the
    * old state or the new one.
    */
-  commitImage(manifestDigest: string, reference?: Reference, onProgress?: (p: BlobProgress) => void): Promise<ImageRecord>;
+  commitImage(manifestDigest: string, reference?: Reference, onProgress?: (p: BlobProgress) => void, options?: { repoDigest?: boolean | string }): Promise<ImageRecord>;
+  /** Adds "repo@manifestDigest" for an image that went to a registry (push), as dockerd records it. */
+  addRepoDigest?(reference: Reference, manifestDigest: string, id: string): Promise<void>;
   /** The image a reference or ID (full or short hex prefix) names, or undefined. */
   findImage(nameOrId: string): ImageRecord | undefined;
   /** Runs `fn`; if it fails, the blobs it stored that no image uses are removed again. */

@@ -87,8 +87,12 @@ interface Repositories {
 }
 
 export interface CommitOptions {
-  /** Also record "repo@manifestDigest" for the reference's repository (images from a registry). Default true. */
-  repoDigest?: boolean;
+  /**
+   * Also record "repo@digest" for the reference's repository (images from a registry). Default true:
+   * the manifest's digest; a string records that digest instead (a pull through a manifest list records
+   * the list's digest, as dockerd does).
+   */
+  repoDigest?: boolean | string;
 }
 
 export interface RemoveResult {
@@ -532,7 +536,8 @@ export class ImageStore implements ImageStoreApi {
       if (reference) {
         const refs: string[] = [];
         if (reference.tag !== undefined || reference.digest === undefined) refs.push(`${reference.registry}/${reference.repository}:${reference.tag ?? "latest"}`);
-        if (options.repoDigest !== false || reference.digest !== undefined) refs.push(`${reference.registry}/${reference.repository}@${manifestDigest}`);
+        const recorded = typeof options.repoDigest === "string" ? options.repoDigest : manifestDigest;
+        if (options.repoDigest !== false || reference.digest !== undefined) refs.push(`${reference.registry}/${reference.repository}@${recorded}`);
         await this.setReferences(refs, id);
       }
       return this.#toRecord(record, this.#readRepositories());

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { isRoot, spawnBerth } from "../helpers/berth.js";
 import { DOCKER, TestDaemon } from "../helpers/daemon.js";
-import { FakeRegistry, makeImage, makeTar } from "../helpers/registry.js";
+import { FakeRegistry, makeImage, makeIndex, makeTar } from "../helpers/registry.js";
 
 const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));
 const skip = !isRoot ? "needs root" : !BUSYBOX ? "needs busybox-static" : false;
@@ -122,6 +122,38 @@ describe("image audit gaps", { skip, concurrency: false }, () => {
     const sent = reg.log.filter((q) => (q.method === "PUT" || q.method === "PATCH") && q.path.includes("/audit/corrupt/blobs/uploads/"));
     assert.deepEqual(sent, [], "no upload of the corrupt blob");
     assert.equal(reg.manifests.has("audit/corrupt:1"), false, "no manifest pushed");
+  });
+
+  test("RepoDigests: a pull through a manifest list records the list's digest; a push adds repo@digest, as dockerd", async () => {
+    const arch = process.arch === "x64" ? "amd64" : process.arch;
+    const here = makeImage([makeTar([{ name: "here", data: "x" }])], { arch });
+    const other = makeImage([makeTar([{ name: "other", data: "y" }])], { arch: "s390x" });
+    const index = makeIndex([
+      { image: here, platform: { os: "linux", architecture: arch } },
+      { image: other, platform: { os: "linux", architecture: "s390x" } },
+    ]);
+    reg.addIndex("audit/multi", "v1", index, [here, other]);
+    const store = join(work, "digest-store");
+    const ref = `${reg.host}/audit/multi:v1`;
+    const pull = await berth(store, ["pull", ref]);
+    assert.equal(pull.code, 0, show(pull));
+    assert.match(pull.stdout, new RegExp(`^Digest: ${index.digest}$`, "m"));
+    const repoDigests = async (image: string) => {
+      const r = await berth(store, ["image", "inspect", "--format", "{{json .RepoDigests}}", image]);
+      assert.equal(r.code, 0, show(r));
+      return JSON.parse(r.stdout) as string[];
+    };
+    assert.deepEqual(await repoDigests(ref), [`${reg.host}/audit/multi@${index.digest}`]);
+    const listed = await berth(store, ["images", "--digests", "--format", "{{.Repository}} {{.Digest}}"]);
+    assert.equal(listed.stdout, `${reg.host}/audit/multi ${index.digest}\n`, show(listed));
+    const byDigest = await berth(store, ["image", "inspect", "--format", "{{.Id}}", `${reg.host}/audit/multi@${index.digest}`]);
+    assert.equal(byDigest.stdout.trim(), here.configDigest, show(byDigest));
+
+    const pushedRef = `${reg.host}/audit/pushed:1`;
+    assert.equal((await berth(store, ["tag", ref, pushedRef])).code, 0);
+    const push = await berth(store, ["push", pushedRef]);
+    assert.equal(push.code, 0, show(push));
+    assert.deepEqual(await repoDigests(pushedRef), [`${reg.host}/audit/multi@${index.digest}`, `${reg.host}/audit/pushed@${here.manifestDigest}`].sort());
   });
 
   describe("import --change and --message", () => {
