@@ -89,6 +89,27 @@ describe("in-process runs and the data root's default bridge", { skip, concurren
     assert.equal(tableExists(ctx.nftTable), false);
   });
 
+  test("what a killed run left is removed when the next run on the root ends", async () => {
+    const dataRoot = newRoot();
+    const ctx = networkContext({ dataRoot });
+    const crashed = spawn(BERTH_LAUNCHER, ["run", "--rm", "-i", "--name", "crashed", "--data-root", dataRoot, "host", "cat"], { env, stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    crashed.stdout.setEncoding("utf8").on("data", (s: string) => { out += s; });
+    crashed.stderr.setEncoding("utf8").on("data", (s: string) => { out += s; });
+    const done = new Promise<void>((res) => crashed.on("close", () => res()));
+    await waitFor(`the run's endpoint\n${out}`, () => endpointNames(dataRoot).includes("crashed"), 30_000);
+    crashed.stdin.write("up\n");
+    await waitFor(`the run's echo\n${out}`, () => out.includes("up"), 30_000);
+    crashed.kill("SIGKILL");
+    await done;
+    assert.ok(linkExists(ctx.defaultBridge!), "a killed run has no chance to clean up");
+    const next = berth(["run", "--rm", "--data-root", dataRoot, "host", "true"]);
+    assert.equal(next.code, 0, show(next));
+    assert.deepEqual(endpointNames(dataRoot), []);
+    assert.equal(linkExists(ctx.defaultBridge!), false);
+    assert.equal(tableExists(ctx.nftTable), false);
+  });
+
   test("with a daemon owning the root, an in-process run leaves the bridge to it", async () => {
     const dataRoot = newRoot();
     const ctx = networkContext({ dataRoot });
