@@ -369,6 +369,8 @@ export async function removeNetwork(ctx: NetworkContext, ref: string): Promise<N
       throw new BerthError(`error while removing network: network ${net.name} id ${net.id} has active endpoints (${active.map((e) => e.containerName || e.containerId.slice(0, 12)).join(", ")})`, { exitCode: 1 });
     }
     await teardownNetwork(ctx, state, net);
+    // Its rules were rendered with an idle default network's: the last user network takes the table along.
+    await retireIdleDefaultBridge(ctx, state);
     return net;
   });
 }

@@ -110,6 +110,27 @@ describe("in-process runs and the data root's default bridge", { skip, concurren
     assert.equal(tableExists(ctx.nftTable), false);
   });
 
+  test("a user network keeps the table: only the default network's rules leave with its bridge", () => {
+    const dataRoot = newRoot();
+    const ctx = networkContext({ dataRoot });
+    const created = berth(["network", "create", "--data-root", dataRoot, "keep"]);
+    assert.equal(created.code, 0, show(created));
+    try {
+      const userBridge = (JSON.parse(readFileSync(join(dataRoot, "network", "state.json"), "utf8")) as { networks: Record<string, { name: string; bridge: string }> })
+        .networks[created.stdout.trim()].bridge;
+      const r = berth(["run", "--rm", "--data-root", dataRoot, "host", "true"]);
+      assert.equal(r.code, 0, show(r));
+      assert.equal(linkExists(ctx.defaultBridge!), false);
+      const rules = spawnSync("nft", ["list", "table", "ip", ctx.nftTable], { encoding: "utf8" }).stdout;
+      assert.match(rules, new RegExp(`"${userBridge}"`), "the user network's rules stay");
+      assert.doesNotMatch(rules, new RegExp(`"${ctx.defaultBridge}"`), "the default network's rules went with its bridge");
+    } finally {
+      const rm = berth(["network", "rm", "--data-root", dataRoot, "keep"]);
+      assert.equal(rm.code, 0, show(rm));
+    }
+    assert.equal(tableExists(ctx.nftTable), false);
+  });
+
   test("with a daemon owning the root, an in-process run leaves the bridge to it", async () => {
     const dataRoot = newRoot();
     const ctx = networkContext({ dataRoot });
