@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { networkContext, removeOrphanedNetworking } from "../../src/network/index.js";
 
 /** The repository root (this file is compiled to dist/test/helpers/). */
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -28,6 +29,36 @@ export interface CliOptions {
   input?: string;
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
+}
+
+/** The daemon on the default socket (the one `berth` starts by itself when none answers), if one lives. */
+function defaultDaemonPid(): number | undefined {
+  try {
+    const pid = Number(readFileSync("/run/berth/berth.pid", "utf8").trim());
+    return pid > 0 && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("daemon") ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface DefaultDaemonMark { pid: number | undefined; hadTable: boolean }
+
+/** What runs on the default socket and data root before a test file uses them (see restoreDefaultDaemon). */
+export function markDefaultDaemon(): DefaultDaemonMark {
+  return { pid: defaultDaemonPid(), hadTable: spawnSync("nft", ["list", "table", "ip", "berth"], { stdio: "ignore" }).status === 0 };
+}
+
+/**
+ * Tests that run `berth` without -H make it start the default daemon, which then outlives the suite
+ * with its bridge (berth0) and nftables table. When neither was there before, both go again here.
+ */
+export async function restoreDefaultDaemon(mark: DefaultDaemonMark): Promise<void> {
+  const pid = defaultDaemonPid();
+  if (mark.pid === undefined && pid !== undefined) {
+    process.kill(pid, "SIGTERM");
+    for (let i = 0; i < 500 && defaultDaemonPid() === pid; i++) await new Promise((r) => setTimeout(r, 20));
+  }
+  if (!mark.hadTable && defaultDaemonPid() === undefined) await removeOrphanedNetworking(networkContext({ dataRoot: "/var/lib/berth" }));
 }
 
 /** Runs `bin/berth ARGS...` (the launcher users run) to completion. A hang fails the test (timeout) instead of blocking it. */

@@ -22,6 +22,8 @@ import {
   haveCc,
   isCgroup2,
   isRoot,
+  markDefaultDaemon,
+  restoreDefaultDaemon,
   run,
   settle,
   show,
@@ -42,6 +44,9 @@ function statusField(text: string, name: string): string | undefined {
 
 const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
 
+// Taken before any test: most of these runs go through the default daemon, started on first use.
+const defaultDaemon = markDefaultDaemon();
+
 describe("berth run", { skip, concurrency: false }, () => {
   let image = "";
   let payloadDir = "";
@@ -59,7 +64,10 @@ describe("berth run", { skip, concurrency: false }, () => {
     writeFileSync(join(payloadRootfs, "payload"), readFileSync(payload), { mode: 0o755 });
   });
 
-  after(() => removePayload());
+  after(async () => {
+    removePayload();
+    await restoreDefaultDaemon(defaultDaemon);
+  });
 
   beforeEach(() => {
     before_ = snapshot();
