@@ -12,7 +12,7 @@ import { rlimitNumber, rlimitValue } from "../core/rlimits.js";
 import { MS_BIND, parseMountOptions, PROPAGATION_FLAGS } from "./mount-options.js";
 import type { Namespace, NamespaceType, Spec } from "./spec.js";
 
-export const SUPPORTED_OCI_VERSIONS = "1.0.0 to 1.3.x";
+export const SUPPORTED_OCI_VERSIONS = "1.x";
 
 const NAMESPACE_TYPES: readonly NamespaceType[] = ["pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"];
 
@@ -211,8 +211,9 @@ function checkVersion(spec: Obj): void {
   const v = req(spec, "ociVersion", "", str);
   const m = /^(\d+)\.(\d+)\.(\d+)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/.exec(v);
   if (!m) fail("ociVersion", `${JSON.stringify(v)} is not a semantic version (berth-oci supports ${SUPPORTED_OCI_VERSIONS})`);
-  // Minor versions only add fields, so anything up to the newest minor Berth knows is fine.
-  if (Number(m[1]) !== 1 || Number(m[2]) > 3) {
+  // Within a major version the spec only adds (optional) fields, which are ignored as unknown fields are:
+  // only another major version means a config this runtime can't read.
+  if (Number(m[1]) !== 1) {
     fail("ociVersion", `unsupported version ${JSON.stringify(v)} (berth-oci supports ${SUPPORTED_OCI_VERSIONS})`);
   }
 }

@@ -285,18 +285,17 @@ test("jsonSyntaxError agrees with JSON.parse", () => {
 });
 
 test("parseSpec validates after parsing", () => {
-  throwsPath(() => parseSpec('{"ociVersion":"2.0.0"}', "config.json"), 'ociVersion: unsupported version "2.0.0" (berth-oci supports 1.0.0 to 1.3.x)');
+  throwsPath(() => parseSpec('{"ociVersion":"2.0.0"}', "config.json"), 'ociVersion: unsupported version "2.0.0" (berth-oci supports 1.x)');
   throwsPath(() => parseSpec("[]", "config.json"), "config: must be a JSON object, got array");
 });
 
 // ---- ociVersion, root ------------------------------------------------------------------------------
 
-test("ociVersion: 1.0.0 to 1.3.x", () => {
-  for (const v of ["1.0.0", "1.0.2-dev", "1.0.0-rc5", "1.1.0", "1.2.1", "1.3.0", "1.3.7+build"]) accepts((s) => (s.ociVersion = v));
-  rejects((s) => (s.ociVersion = "2.0.0"), 'ociVersion: unsupported version "2.0.0" (berth-oci supports 1.0.0 to 1.3.x)');
-  rejects((s) => (s.ociVersion = "0.6.0"), 'ociVersion: unsupported version "0.6.0" (berth-oci supports 1.0.0 to 1.3.x)');
-  rejects((s) => (s.ociVersion = "1.4.0"), 'ociVersion: unsupported version "1.4.0" (berth-oci supports 1.0.0 to 1.3.x)');
-  rejects((s) => (s.ociVersion = "1.0"), 'ociVersion: "1.0" is not a semantic version (berth-oci supports 1.0.0 to 1.3.x)');
+test("ociVersion: any 1.x (a newer minor only adds optional fields), not another major", () => {
+  for (const v of ["1.0.0", "1.0.2-dev", "1.0.0-rc5", "1.1.0", "1.2.1", "1.3.0", "1.3.7+build", "1.4.0", "1.12.3-rc1"]) accepts((s) => (s.ociVersion = v));
+  rejects((s) => (s.ociVersion = "2.0.0"), 'ociVersion: unsupported version "2.0.0" (berth-oci supports 1.x)');
+  rejects((s) => (s.ociVersion = "0.6.0"), 'ociVersion: unsupported version "0.6.0" (berth-oci supports 1.x)');
+  rejects((s) => (s.ociVersion = "1.0"), 'ociVersion: "1.0" is not a semantic version (berth-oci supports 1.x)');
   rejects((s) => delete s.ociVersion, "ociVersion: required");
   rejects((s) => (s.ociVersion = 1), "ociVersion: must be a string, got number");
 });
