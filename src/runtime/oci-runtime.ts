@@ -287,6 +287,9 @@ async function launch(root: string, id: string, o: CreateOptions, foreground: bo
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     unmountContainerMounts(rootfs, hostMounts);
+    // Runtime-spec lifecycle: a create that fails (a prestart/createRuntime/createContainer hook, or
+    // anything else once the container is being made) stops it and continues at poststop, as runc's destroy.
+    await runHooksWarnOnly(spec.hooks?.poststop, hookState(base, "stopped"), "poststop", o.warn ?? (() => {}));
     throw err;
   }
 }

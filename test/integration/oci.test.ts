@@ -511,6 +511,30 @@ describe("berth-oci", { skip }, () => {
     assertNothingLeft(failing.id);
   });
 
+  test("a failing prestart or createRuntime hook fails create, leaves nothing, and still runs poststop (as runc)", () => {
+    const stop = join(work, "poststop.sh");
+    writeFileSync(stop, `#!/bin/sh\ncat > "$1"\n`);
+    chmodSync(stop, 0o755);
+    for (const kind of ["prestart", "createRuntime"] as const) {
+      const b = bundle((s) => {
+        s.hooks = { [kind]: [{ path: "/bin/sh", args: ["sh", "-c", "exit 2"] }], poststop: [{ path: stop, args: ["poststop.sh", join(work, `poststop-${kind}.json`)] }] };
+      });
+      const r = oci(["create", "--bundle", b.dir, b.id], { out: b.out });
+      assertLikeRunc(`create with a failing ${kind} hook`, r, undefined, 1);
+      assert.match(r.stderr, new RegExp(`hooks\\.${kind}\\[0\\] \\(/bin/sh\\): exited 2`));
+      assertNothingLeft(b.id);
+      const ran = JSON.parse(readFileSync(join(work, `poststop-${kind}.json`), "utf8")) as { id: string; status: string };
+      assert.equal(ran.id, b.id, `poststop ran after the failing ${kind} hook`);
+      assert.equal(ran.status, "stopped");
+      if (RUNC) {
+        const runcOut = join(work, `poststop-${kind}.json`);
+        rmSync(runcOut);
+        assert.equal(runc(["create", "--bundle", b.dir, `${b.id}-runc`], { out: `${b.out}.runc` })?.code, 1);
+        assert.ok(existsSync(runcOut), `runc ran poststop after the failing ${kind} hook too`);
+      }
+    }
+  });
+
   test("--console-socket receives the pty master; the process has a terminal", () => {
     const sock = join(work, "console.sock");
     const b = bundle((s) => { if (s.process) { s.process.terminal = true; s.process.args = ["sh", "-c", "tty; sleep 1000"]; } });
