@@ -1,12 +1,20 @@
 // berth push: every blob of the image (layers 3 at a time, then the config) HEAD-checked, mounted from
 // another repository of the same registry when the image came from one, or uploaded (monolithic PUT,
-// chunked PATCH for big blobs); then the manifest PUT by tag.
+// chunked PATCH for big blobs); then the manifest PUT by tag. Layers stored uncompressed (load of a
+// docker-save archive, import) go up gzipped, as docker pushes them: the manifest sent then names the
+// gzip blobs, while the config's diff_ids (the uncompressed digests) stay as they are.
 
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { createGzip } from "node:zlib";
 import { BerthError } from "../errors.js";
 import type { Descriptor, ImageStoreApi, Reference } from "../images/store-api.js";
 import { type RegistryClient, RegistryError } from "./client.js";
+import { HashTap } from "../images/layer.js";
 import { MT, parseManifest } from "./manifest.js";
 import { ProgressDisplay, progressBar, shortId } from "./progress.js";
 import { clientFor, forEachLimit, type RegistryOptions } from "./pull.js";
@@ -35,6 +43,43 @@ export function mountSources(repoDigests: string[], registry: string, repository
     }
   }
   return out;
+}
+
+/** The gzip media type an uncompressed layer goes up as, or undefined when the layer is pushed as stored. */
+export function gzipMediaTypeFor(mediaType: string): string | undefined {
+  if (mediaType === "application/vnd.oci.image.layer.v1.tar") return "application/vnd.oci.image.layer.v1.tar+gzip";
+  if (mediaType === "application/vnd.docker.image.rootfs.diff.tar") return "application/vnd.docker.image.rootfs.diff.tar.gzip";
+  return undefined;
+}
+
+/**
+ * The manifest to send: each layer of `replaced` (stored digest -> pushed descriptor) swapped for its
+ * pushed form, everything else (key order included) as stored; the stored bytes when nothing changed.
+ */
+export function rewriteManifest(bytes: Buffer, replaced: ReadonlyMap<string, Descriptor>): Buffer {
+  if (replaced.size === 0) return bytes;
+  const doc = JSON.parse(bytes.toString("utf8")) as { layers: Array<Record<string, unknown>> };
+  doc.layers = doc.layers.map((l) => {
+    const r = replaced.get(l.digest as string);
+    return r ? { ...l, mediaType: r.mediaType, digest: r.digest, size: r.size } : l;
+  });
+  return Buffer.from(JSON.stringify(doc));
+}
+
+/**
+ * Gzips a stored uncompressed layer into a file of `dir` (streaming), checking on the way that the
+ * stored bytes still hash to their digest; returns the file and the gzip blob's descriptor.
+ */
+async function gzipLayer(path: string, desc: Descriptor, mediaType: string, dir: string): Promise<{ file: string; desc: Descriptor }> {
+  const file = join(dir, desc.digest.replace(":", "-") + ".gz");
+  const stored = new HashTap();
+  const compressed = new HashTap();
+  await pipeline(createReadStream(path), stored, createGzip(), compressed, createWriteStream(file));
+  const got = stored.digest();
+  if (got !== desc.digest || stored.bytes !== desc.size) {
+    throw new BerthError(`the stored blob ${desc.digest} is corrupt (its ${stored.bytes} bytes hash to ${got}; expected ${desc.size} bytes): nothing of it was sent; remove the image and pull or load it again`);
+  }
+  return { file, desc: { mediaType, digest: compressed.digest(), size: compressed.bytes } };
 }
 
 function pushError(ref: Reference, err: unknown): BerthError {
@@ -77,10 +122,24 @@ async function push(store: ImageStoreApi, ref: Reference, manifestDigest: string
   for (const l of manifest.layers) if (!layers.some((x) => x.digest === l.digest)) layers.push(l);
   for (const l of layers) display.update(shortId(l.digest), "Preparing");
 
-  const pushBlob = async (desc: Descriptor, show: boolean) => {
-    const id = shortId(desc.digest);
+  // stored digest -> the gzip descriptor it went up as
+  const replaced = new Map<string, Descriptor>();
+  let workDir: Promise<string> | undefined; // made once, by whichever layer needs it first
+  const pushBlob = async (stored: Descriptor, show: boolean) => {
+    const id = shortId(stored.digest);
     const say = (word: string, detail?: string) => { if (show) display.update(id, word, detail); };
-    if (!store.hasBlob(desc.digest)) throw new BerthError(`the blob ${desc.digest} is missing from the store: pull the image again`);
+    if (!store.hasBlob(stored.digest)) throw new BerthError(`the blob ${stored.digest} is missing from the store: pull the image again`);
+    let desc = stored;
+    let path = store.blobPath(stored.digest);
+    const gzipType = show && stored.digest.startsWith("sha256:") ? gzipMediaTypeFor(stored.mediaType) : undefined;
+    if (gzipType) {
+      say("Preparing", "compressing");
+      workDir ??= mkdtemp(join(tmpdir(), "berth-push-"));
+      const gz = await gzipLayer(path, stored, gzipType, await workDir);
+      ({ desc } = gz);
+      path = gz.file;
+      replaced.set(stored.digest, desc);
+    }
     if (await client.hasBlob(repo, desc.digest, pushScopes)) return say("Layer already exists");
     let location: URL | undefined;
     for (const from of sources) {
@@ -94,9 +153,9 @@ async function push(store: ImageStoreApi, ref: Reference, manifestDigest: string
         break;
       }
     }
-    const path = store.blobPath(desc.digest);
-    // Checked here rather than left to the registry: its digest_invalid would not say which local blob is bad.
-    await verifyStoredBlob(path, desc);
+    // Checked here rather than left to the registry: its digest_invalid would not say which local blob is bad
+    // (a gzipped layer's stored bytes were checked as they were compressed).
+    if (!gzipType) await verifyStoredBlob(path, desc);
     location ??= (await client.startUpload(repo)) as URL;
     let sent = 0;
     let last = 0;
@@ -130,12 +189,18 @@ async function push(store: ImageStoreApi, ref: Reference, manifestDigest: string
     say("Pushed");
   };
 
-  await forEachLimit(layers, opts.concurrency ?? 3, (l) => pushBlob(l, true));
+  try {
+    await forEachLimit(layers, opts.concurrency ?? 3, (l) => pushBlob(l, true));
+  } finally {
+    if (workDir) await rm(await workDir, { recursive: true, force: true });
+  }
   await pushBlob(manifest.config, false);
-  const digest = await client.putManifest(repo, tag, bytes, mediaType);
-  if (digest !== manifestDigest) throw new BerthError(`the manifest sent hashes to ${digest}, not the stored ${manifestDigest}`);
-  display.message(`${tag}: digest: ${digest} size: ${bytes.length}`);
-  return { digest, size: bytes.length, tag };
+  const sent = rewriteManifest(bytes, replaced);
+  const expected = replaced.size ? `sha256:${createHash("sha256").update(sent).digest("hex")}` : manifestDigest;
+  const digest = await client.putManifest(repo, tag, sent, mediaType);
+  if (digest !== expected) throw new BerthError(`the manifest sent hashes to ${digest}, not ${replaced.size ? "the expected" : "the stored"} ${expected}`);
+  display.message(`${tag}: digest: ${digest} size: ${sent.length}`);
+  return { digest, size: sent.length, tag };
 }
 
 async function readRange(path: string, start: number, length: number): Promise<Buffer> {

@@ -3,13 +3,14 @@
 // Registries are local only (the in-process FakeRegistry or docker-registry on 127.0.0.1). Needs root.
 
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
 import { after, before, describe, test } from "node:test";
 import { isRoot, spawnBerth } from "../helpers/berth.js";
 import { DOCKER, TestDaemon } from "../helpers/daemon.js";
-import { FakeRegistry, makeImage, makeIndex, makeTar } from "../helpers/registry.js";
+import { FakeRegistry, makeImage, makeIndex, makeTar, sha256 } from "../helpers/registry.js";
 
 const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));
 const skip = !isRoot ? "needs root" : !BUSYBOX ? "needs busybox-static" : false;
@@ -122,6 +123,47 @@ describe("image audit gaps", { skip, concurrency: false }, () => {
     const sent = reg.log.filter((q) => (q.method === "PUT" || q.method === "PATCH") && q.path.includes("/audit/corrupt/blobs/uploads/"));
     assert.deepEqual(sent, [], "no upload of the corrupt blob");
     assert.equal(reg.manifests.has("audit/corrupt:1"), false, "no manifest pushed");
+  });
+
+  test("berth push gzips a layer stored uncompressed (import): gzip media type, gzip blob whose gunzipped digest is the diff_id; pulls back and runs", async () => {
+    const ref = `${reg.host}/audit/plain:1`;
+    const store = join(work, "plain-push-store");
+    const tar = join(work, "plain-busybox.tar");
+    writeFileSync(tar, makeTar([
+      { name: "bin", type: "dir" },
+      { name: "bin/busybox", data: readFileSync(BUSYBOX as string), mode: 0o755 },
+      { name: "bin/echo", type: "symlink", linkname: "busybox" },
+    ]));
+    const imp = await berth(store, ["import", "--change", 'CMD ["echo","from the gzipped push"]', tar, ref]);
+    assert.equal(imp.code, 0, show(imp));
+    const push = await berth(store, ["push", ref]);
+    assert.equal(push.code, 0, show(push));
+
+    const pushed = reg.manifests.get("audit/plain:1");
+    assert.ok(pushed, "manifest pushed");
+    const manifest = JSON.parse(pushed.bytes.toString()) as { config: { digest: string }; layers: { mediaType: string; digest: string; size: number }[] };
+    assert.equal(manifest.layers.length, 1);
+    const [layer] = manifest.layers;
+    assert.equal(layer.mediaType, "application/vnd.oci.image.layer.v1.tar+gzip");
+    const blob = reg.blobs.get(layer.digest);
+    assert.ok(blob, "the manifest's layer blob is at the registry");
+    assert.equal(blob.length, layer.size);
+    assert.deepEqual([...blob.subarray(0, 2)], [0x1f, 0x8b], "gzip magic");
+    assert.ok(blob.length < statSync(tar).size / 1.5, `compressed: ${blob.length} of ${statSync(tar).size} bytes`);
+    const config = JSON.parse(reg.blobs.get(manifest.config.digest)!.toString()) as { rootfs: { diff_ids: string[] } };
+    assert.deepEqual(config.rootfs.diff_ids, [sha256(gunzipSync(blob))], "diff_id is the uncompressed digest");
+    assert.deepEqual(config.rootfs.diff_ids, [sha256(readFileSync(tar))]);
+    assert.match(push.stdout, new RegExp(`1: digest: ${sha256(pushed.bytes)} size: ${pushed.bytes.length}$`, "m"));
+
+    const again = await berth(store, ["push", ref]);
+    assert.equal(again.code, 0, show(again));
+    assert.match(again.stdout, /Layer already exists/, "the same gzip blob again: already there");
+    assert.match(again.stdout, new RegExp(`digest: ${sha256(pushed.bytes)} `), "the same manifest again");
+
+    const fresh = join(work, "plain-pull-store");
+    const run = await berth(fresh, ["run", "--rm", ref], { BERTH_NO_DAEMON: "1" });
+    assert.equal(run.code, 0, show(run));
+    assert.equal(run.stdout, "from the gzipped push\n");
   });
 
   test("RepoDigests: a pull through a manifest list records the list's digest; a push adds repo@digest, as dockerd", async () => {
