@@ -33,7 +33,8 @@ export function humanDuration(ms: number): string {
 
 export function since(iso: string, now = Date.now()): string {
   const t = Date.parse(iso);
-  if (Number.isNaN(t)) return "N/A";
+  // The store records a config without `created` as the epoch (the API's Created 0): docker says N/A.
+  if (Number.isNaN(t) || t <= 0) return "N/A";
   return `${humanDuration(now - t)} ago`;
 }
 

@@ -166,6 +166,30 @@ describe("image audit gaps", { skip, concurrency: false }, () => {
     assert.equal(run.stdout, "from the gzipped push\n");
   });
 
+  test("berth images and history: an image whose config has no created field shows N/A, not 56 years ago", async () => {
+    const store = join(work, "nocreated-store");
+    const layer = makeTar([{ name: "data", data: "no date\n" }]);
+    const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", config: { Cmd: ["sh"] }, rootfs: { type: "layers", diff_ids: [sha256(layer)] } }));
+    const hex = sha256(config).slice(7);
+    const archive = join(work, "nocreated.tar");
+    writeFileSync(archive, makeTar([
+      { name: `${hex}.json`, data: config },
+      { name: "l1", type: "dir" },
+      { name: "l1/layer.tar", data: layer },
+      { name: "manifest.json", data: JSON.stringify([{ Config: `${hex}.json`, RepoTags: ["nocreated:1"], Layers: ["l1/layer.tar"] }]) },
+    ]));
+    const load = await berth(store, ["load", "-i", archive]);
+    assert.equal(load.code, 0, show(load));
+    const images = await berth(store, ["images", "--format", "{{.Repository}} {{.CreatedSince}}"]);
+    assert.equal(images.code, 0, show(images));
+    assert.equal(images.stdout, "nocreated N/A\n");
+    const table = await berth(store, ["images"]);
+    assert.doesNotMatch(table.stdout, /years ago/, show(table));
+    const history = await berth(store, ["history", "--format", "{{.CreatedSince}}", "nocreated:1"]);
+    assert.equal(history.code, 0, show(history));
+    assert.equal(history.stdout, "N/A\n");
+  });
+
   test("RepoDigests: a pull through a manifest list records the list's digest; a push adds repo@digest, as dockerd", async () => {
     const arch = process.arch === "x64" ? "amd64" : process.arch;
     const here = makeImage([makeTar([{ name: "here", data: "x" }])], { arch });

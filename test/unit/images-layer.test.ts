@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { applyImageConfig } from "../../src/images/run-config.js";
 import { formatRows, renderTemplate } from "../../src/cli/format.js";
-import { globMatch, humanDuration, humanSize, table } from "../../src/images/format.js";
+import { globMatch, humanDuration, humanSize, since, table } from "../../src/images/format.js";
 import { layerCompression, manifestKind, parseImageConfig, parseIndex, parseManifest } from "../../src/images/manifest.js";
 import { cleanEntryPath, parentsOf, paxXattrs, whiteoutAction } from "../../src/images/tar-paths.js";
 
@@ -137,6 +137,12 @@ describe("docker's output formats", () => {
     assert.equal(humanDuration(90_000), "About a minute");
     assert.equal(humanDuration(3 * 3600_000), "3 hours");
     assert.equal(humanDuration(15 * 86400_000), "2 weeks");
+  });
+  it("since: N/A for an image without a creation time (the epoch, or none), as docker", () => {
+    const now = Date.parse("2026-01-01T00:00:00Z");
+    assert.equal(since("2025-12-31T21:00:00Z", now), "3 hours ago");
+    assert.equal(since(new Date(0).toISOString(), now), "N/A");
+    assert.equal(since("", now), "N/A");
   });
   it("templates", () => {
     assert.equal(renderTemplate("{{.Repository}}:{{.Tag}}", { Repository: "busybox", Tag: "latest" }), "busybox:latest");
