@@ -120,14 +120,26 @@ export function hostPlatform(): Platform {
   return p;
 }
 
-/** Parses --platform os/arch[/variant]; "linux/x86_64" and friends are normalised like docker does. */
+const ARCH_ALIAS: Record<string, string> = { x86_64: "amd64", "x86-64": "amd64", aarch64: "arm64", i386: "386", i686: "386", armhf: "arm", armel: "arm" };
+const KNOWN_ARCH = new Set([...Object.values(ARCH), ...Object.keys(ARCH_ALIAS), "amd64p32", "arm64be", "armbe", "mips", "mipsle", "mips64", "ppc", "ppc64le", "riscv", "s390", "sparc", "sparc64", "wasm"]);
+const KNOWN_OS = new Set(["aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js", "linux", "nacl", "netbsd", "openbsd", "plan9", "solaris", "wasip1", "windows", "zos"]);
+
+/**
+ * Parses --platform os[/arch[/variant]]; "linux/x86_64" and friends are normalised like docker does.
+ * One word, as containerd reads it: an OS takes the host's architecture, an architecture takes linux.
+ */
 export function parsePlatform(text: string): Platform {
   const parts = text.toLowerCase().split("/");
-  if (parts.length < 2 || parts.length > 3 || parts.some((p) => !/^[a-z0-9._-]+$/.test(p))) {
-    throw new BerthError(`invalid --platform "${text}": expected os/arch[/variant], e.g. linux/amd64 or linux/arm/v7`);
+  if (parts.length > 3 || parts.some((p) => !/^[a-z0-9._-]+$/.test(p))) {
+    throw new BerthError(`invalid --platform "${text}": expected os[/arch[/variant]], e.g. linux, linux/amd64 or linux/arm/v7`);
   }
-  const alias: Record<string, string> = { x86_64: "amd64", "x86-64": "amd64", aarch64: "arm64", i386: "386", i686: "386", armhf: "arm", armel: "arm" };
-  const p: Platform = { os: parts[0], architecture: alias[parts[1]] ?? parts[1] };
+  if (parts.length === 1) {
+    const [word] = parts;
+    if (KNOWN_ARCH.has(word)) return parsePlatform(`linux/${word}`);
+    if (!KNOWN_OS.has(word)) throw new BerthError(`invalid --platform "${text}": "${word}" is neither a known operating system nor architecture (expected os[/arch[/variant]], e.g. linux/amd64)`);
+    return { ...hostPlatform(), os: word };
+  }
+  const p: Platform = { os: parts[0], architecture: ARCH_ALIAS[parts[1]] ?? parts[1] };
   if (parts[2]) p.variant = parts[2];
   else if (parts[1] === "armhf") p.variant = "v7";
   else if (parts[1] === "armel") p.variant = "v6";

@@ -190,6 +190,29 @@ describe("image audit gaps", { skip, concurrency: false }, () => {
     assert.equal(history.stdout, "N/A\n");
   });
 
+  test("berth pull --platform with the OS only takes the host's architecture, an architecture alone takes linux (as docker and containerd)", async () => {
+    const arch = process.arch === "x64" ? "amd64" : process.arch;
+    const here = makeImage([makeTar([{ name: "os-only-here", data: "x" }])], { arch });
+    const other = makeImage([makeTar([{ name: "os-only-other", data: "y" }])], { arch: "s390x" });
+    reg.addIndex("audit/osonly", "v1", makeIndex([
+      { image: other, platform: { os: "linux", architecture: "s390x" } },
+      { image: here, platform: { os: "linux", architecture: arch } },
+    ]), [here, other]);
+    const ref = `${reg.host}/audit/osonly:v1`;
+    const id = async (store: string) => (await berth(store, ["image", "inspect", "--format", "{{.Id}}", ref])).stdout.trim();
+    const osOnly = join(work, "osonly-store");
+    const pull = await berth(osOnly, ["pull", "--platform", "linux", ref]);
+    assert.equal(pull.code, 0, show(pull));
+    assert.equal(await id(osOnly), here.configDigest);
+    const archOnly = join(work, "archonly-store");
+    const pull2 = await berth(archOnly, ["pull", "--platform", "s390x", ref]);
+    assert.equal(pull2.code, 0, show(pull2));
+    assert.equal(await id(archOnly), other.configDigest);
+    const bad = await berth(join(work, "badplat-store"), ["pull", "--platform", "linx", ref]);
+    assert.equal(bad.code, 1, show(bad));
+    assert.match(bad.stderr, /^berth: .*invalid --platform "linx": "linx" is neither a known operating system nor architecture.*\n$/);
+  });
+
   test("RepoDigests: a pull through a manifest list records the list's digest; a push adds repo@digest, as dockerd", async () => {
     const arch = process.arch === "x64" ? "amd64" : process.arch;
     const here = makeImage([makeTar([{ name: "here", data: "x" }])], { arch });

@@ -46,7 +46,14 @@ test("platform selection: host default, variants, a clear error listing what exi
   assert.deepEqual(hostPlatform().os, "linux");
   assert.deepEqual(parsePlatform("linux/x86_64"), { os: "linux", architecture: "amd64" });
   assert.deepEqual(parsePlatform("linux/arm/v7"), { os: "linux", architecture: "arm", variant: "v7" });
-  assert.throws(() => parsePlatform("linux"), /expected os\/arch/);
+  // OS only (docker, containerd): the host's architecture; an architecture alone: linux.
+  assert.deepEqual(parsePlatform("linux"), hostPlatform());
+  assert.deepEqual(parsePlatform("Windows"), { ...hostPlatform(), os: "windows" });
+  assert.deepEqual(parsePlatform("arm64"), { os: "linux", architecture: "arm64" });
+  assert.deepEqual(parsePlatform("x86_64"), { os: "linux", architecture: "amd64" });
+  assert.throws(() => parsePlatform("linx"), /invalid --platform "linx": "linx" is neither a known operating system nor architecture/);
+  assert.throws(() => parsePlatform("linux/amd64/v2/x"), /expected os\[\/arch/);
+  assert.throws(() => parsePlatform(""), /invalid --platform ""/);
   const a = makeImage([makeTar([{ name: "a" }])]);
   const b = makeImage([makeTar([{ name: "b" }])], { arch: "arm64" });
   const c = makeImage([makeTar([{ name: "c" }])], { arch: "arm" });
