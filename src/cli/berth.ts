@@ -136,7 +136,7 @@ async function runCommand(args: string[], flags: RunFlags): Promise<number> {
     return parseEnvFile(text, f);
   }), ...flags.env.map((e) => (e.includes("=") ? e : process.env[e] !== undefined ? `${e}=${process.env[e]}` : e))]
     .filter((e) => e.includes("="));
-  parseRunNetwork(flags);
+  parseRunNetwork(flags, [], (s) => process.stderr.write(s));
   // The same HostConfig fields, checks and spec options as through the daemon.
   const hostConfig = defaultHostConfig({ ...(isolationHostConfig(flags) as Partial<HostConfig>), SecurityOpt: flags.securityOpt, NetworkMode: flags.network });
   if (hostConfig.PidMode.startsWith("container:")) throw new BerthError("--pid container:NAME needs the daemon (it names a daemon's container); run without BERTH_NO_DAEMON");

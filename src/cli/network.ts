@@ -44,7 +44,7 @@ export function addRunNetworkOptions(cmd: Command): Command {
 }
 
 /** Checks the network flags (no effects): what `run` needs to know before it touches the host. */
-export function parseRunNetwork(flags: RunNetworkFlags, exposedFromImage: string[] = []): { mode: string; publish: PortSpec[]; exposed: string[] } {
+export function parseRunNetwork(flags: RunNetworkFlags, exposedFromImage: string[] = [], warn: (s: string) => void = () => {}): { mode: string; publish: PortSpec[]; exposed: string[] } {
   const mode = flags.network === "default" ? "bridge" : flags.network;
   if (!mode) throw new BerthError("invalid --network \"\": give none, host, bridge, a network name or container:NAME");
   const exposed = [...new Set([...exposedFromImage, ...flags.expose.flatMap(parseExpose)])];
@@ -54,7 +54,9 @@ export function parseRunNetwork(flags: RunNetworkFlags, exposedFromImage: string
     if (flags.ip || flags.macAddress) throw new BerthError("conflicting options: --ip and --mac-address cannot be used with --network host");
   }
   for (const h of flags.addHost) parseAddHost(h);
-  return { mode, publish: mode === "host" ? [] : publish, exposed };
+  // As docker: -p with --network host runs with a warning, with none silently; neither publishes anything.
+  if (mode === "host" && flags.publish.length) warn("WARNING: Published ports are discarded when using host network mode\n");
+  return { mode, publish: mode === "host" || mode === "none" ? [] : publish, exposed };
 }
 
 /** docker's EndpointSettings as its CLI sends them (every field, empty unless a flag set it). */

@@ -18,6 +18,9 @@ import {
 import { checkRlimitsRaisable, checkSysctls, type HostDevice, type NamespaceMode } from "./isolation.js";
 import { dockerAdditionalGids, parseGroup, resolveUser } from "./users.js";
 
+/** docker's bind propagation modes (-v's mode, --mount's bind-propagation). */
+export type BindPropagation = "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave";
+
 export interface RunOptions {
   /** The root filesystem directory. */
   rootfs: string;
@@ -51,8 +54,8 @@ export interface RunOptions {
   /** podman's --uidmap/--gidmap: run in a user namespace with these mappings. */
   uidMap?: IdMapping[];
   gidMap?: IdMapping[];
-  /** Bind mounts: host source -> container destination. */
-  binds?: { source: string; destination: string; readOnly?: boolean }[];
+  /** Bind mounts: host source -> container destination; propagation as docker's (default rprivate). */
+  binds?: { source: string; destination: string; readOnly?: boolean; propagation?: BindPropagation }[];
   /** Whether docker's default seccomp profile applies (true unless privileged or disabled). */
   seccomp?: boolean;
   /** The joined network namespace is another container's (--network container:X), not one made for this one. */
@@ -226,8 +229,12 @@ export function buildRunSpec(o: RunOptions, facts: RunFacts): Spec {
   }
   for (const b of o.binds ?? []) {
     if (!b.destination.startsWith("/")) throw new BerthError(`invalid bind mount destination "${b.destination}": it must be an absolute path`);
-    mounts.push({ destination: b.destination, type: "bind", source: b.source, options: ["rbind", b.readOnly ? "ro" : "rw", "rprivate"] });
+    mounts.push({ destination: b.destination, type: "bind", source: b.source, options: ["rbind", b.readOnly ? "ro" : "rw", b.propagation ?? "rprivate"] });
   }
+  // As dockerd: a shared bind needs a shared root to keep its peer link, a slave one at least a slave root
+  // (a private root cuts the link before the bind is made).
+  const propagations = (o.binds ?? []).map((b) => b.propagation ?? "rprivate");
+  const rootfsPropagation = propagations.some((p) => p.endsWith("shared")) ? "shared" : propagations.some((p) => p.endsWith("slave")) ? "rslave" : undefined;
 
   const spec: Spec = {
     ociVersion: "1.2.0",
@@ -248,6 +255,7 @@ export function buildRunSpec(o: RunOptions, facts: RunFacts): Spec {
     mounts,
     linux: {
       namespaces,
+      rootfsPropagation,
       uidMappings: userNs ? o.uidMap : undefined,
       gidMappings: userNs ? o.gidMap : undefined,
       resources: runResources(o),

@@ -9,7 +9,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { cgroupPids, cgroupStats, destroyCgroup, freezeCgroup, oomKilled, thawCgroup, updateCgroup } from "../cgroups/index.js";
-import { buildRunSpec, checkCpusetCpus, mergeEnvEntries, runResources, type RunOptions } from "../core/run-spec.js";
+import { buildRunSpec, checkCpusetCpus, mergeEnvEntries, runResources, type BindPropagation, type RunOptions } from "../core/run-spec.js";
 import { checkDeviceEntry, checkNanoCpus, parseNamespaceMode, parseSecurityOpts, ulimitRlimit } from "../core/isolation.js";
 import { BerthError } from "../errors.js";
 import { canRaiseRlimits, hostDevice, ownRlimitsHard } from "../runtime/host-limits.js";
@@ -19,6 +19,7 @@ import { readHostFacts } from "../runtime/host-facts.js";
 import { processStartTime } from "../runtime/launch.js";
 import { overlayMount } from "../runtime/overlay.js";
 import { dockerAdditionalGids, resolveUser } from "../core/users.js";
+import { bindPropagationError } from "./bind-propagation.js";
 import { initLayerPaths } from "./init-layer.js";
 import { DEFAULT_PATH } from "../core/defaults.js";
 import { attachDetachKeys, DetachScanner, execDetachKeys } from "./detach-keys.js";
@@ -278,8 +279,10 @@ function parseModeOr400(flag: "pid" | "ipc", value: string): ReturnType<typeof p
   }
 }
 
+const BIND_PROPAGATIONS = ["private", "rprivate", "shared", "rshared", "slave", "rslave"] as const satisfies readonly BindPropagation[];
+
 /** docker's Binds entry: "src:dst[:opts]". */
-export function parseBind(bind: string): { source: string; target: string; readOnly: boolean; named: boolean } {
+export function parseBind(bind: string): { source: string; target: string; readOnly: boolean; named: boolean; propagation?: BindPropagation } {
   const parts = bind.split(":");
   if (parts.length < 2 || parts.length > 3) throw badRequest(`invalid volume specification: '${bind}'`);
   const [source, target, mode = "rw"] = parts;
@@ -290,7 +293,8 @@ export function parseBind(bind: string): { source: string; target: string; readO
       throw badRequest(`invalid volume specification: '${bind}': invalid mode: ${o}`);
     }
   }
-  return { source, target, readOnly: opts.includes("ro"), named: !source.startsWith("/") };
+  const propagation = opts.find((o): o is BindPropagation => (BIND_PROPAGATIONS as readonly string[]).includes(o));
+  return { source, target, readOnly: opts.includes("ro"), named: !source.startsWith("/"), propagation };
 }
 
 /** "size=64m,mode=1777" -> mount options. */
@@ -553,8 +557,10 @@ export class Engine {
     // A missing network is found at start (dockerd 20.10's way: create succeeds, start answers 404), not
     // here: docker's CLI takes a 404 from create for a missing image and tries to pull it.
     if (net.startsWith("container:") && req.config.Hostname) throw badRequest("conflicting options: hostname and the network mode");
-    if (req.hostConfig.PortBindings && Object.keys(req.hostConfig.PortBindings).length > 0 && (net === "none" || net === "host")) {
-      throw badRequest(`port publishing needs a bridge network, not --network ${net}`);
+    // dockerd 20.10 takes -p with --network host (a warning) or none (silently) and runs without the ports.
+    const warnings: string[] = [];
+    if (req.hostConfig.PortBindings && Object.keys(req.hostConfig.PortBindings).length > 0 && net === "host") {
+      warnings.push("Published ports are discarded when using host network mode");
     }
     const endpoint = endpointSettings(req, net);
     // dockerd's checks: aliases and a fixed address only on user-defined networks.
@@ -590,7 +596,7 @@ export class Engine {
     }
     const r = this.#records.get(id) as ContainerRecord;
     this.#event(r, "create");
-    return { Id: id, Warnings: [] };
+    return { Id: id, Warnings: warnings };
   }
 
   /**
@@ -702,7 +708,7 @@ export class Engine {
         useVolume(b.source, b.target, b.readOnly, false, bind.includes("nocopy"));
       } else {
         if (!existsSync(b.source)) mkdirSync(b.source, { recursive: true });
-        add({ Type: "bind", Source: b.source, Destination: b.target, Mode: bind.split(":")[2] ?? "", RW: !b.readOnly, Propagation: "rprivate" });
+        add({ Type: "bind", Source: b.source, Destination: b.target, Mode: bind.split(":")[2] ?? "", RW: !b.readOnly, Propagation: b.propagation ?? "rprivate" });
       }
     }
     for (const m of r.HostConfig.Mounts ?? []) {
@@ -779,7 +785,10 @@ export class Engine {
     };
     let args = [r.Path, ...r.Args];
     const init = h.Init === true;
-    const binds: RunOptions["binds"] = r.Mounts.filter((m) => m.Type !== "tmpfs").map((m) => ({ source: m.Source, destination: m.Destination, readOnly: !m.RW }));
+    const binds: RunOptions["binds"] = r.Mounts.filter((m) => m.Type !== "tmpfs").map((m) => ({
+      source: m.Source, destination: m.Destination, readOnly: !m.RW,
+      propagation: (BIND_PROPAGATIONS as readonly string[]).includes(m.Propagation) ? m.Propagation as BindPropagation : undefined,
+    }));
     if (init) {
       const tini = TINI.find((p) => existsSync(p));
       if (!tini) throw new EngineError(500, "--init needs tini: install the tini package");
@@ -1036,6 +1045,11 @@ export class Engine {
     }
     const pending = this.#restartTimers.get(r.Id);
     if (pending) { clearTimeout(pending.timer); this.#restartTimers.delete(r.Id); }
+    // dockerd checks the binds' propagation against the host's mounts at start, before the network.
+    for (const m of r.Mounts) {
+      const refused = m.Type === "bind" ? bindPropagationError(m.Source, m.Propagation) : undefined;
+      if (refused) throw new EngineError(500, refused);
+    }
     const joins = this.#namespaceJoins(r);
     const network = await this.#prepareNetwork(r);
     let spec: Spec;

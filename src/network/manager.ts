@@ -802,7 +802,7 @@ export function findContainerPid(ctx: NetworkContext, ref: string, stateRoot: st
 export async function prepareContainerNetwork(ctx: NetworkContext, req: ContainerNetworkRequest): Promise<ContainerNetwork> {
   const noop = { parentOps: [], started: async () => {}, release: async () => {} };
   if (req.mode === "host" || req.mode === "none") {
-    if (req.publish?.length && req.mode === "none") throw new BerthError("published ports need a network: -p does not work with --network none");
+    // Published ports are discarded here, as dockerd does: the host's ports are the container's, or there are none.
     // As dockerd: the container still gets its /etc files (with --dns, --dns-search, --add-host applied).
     const dir = writeEtcFilesWithoutNetwork(ctx, req);
     const release = async () => { rmSync(dir, { recursive: true, force: true }); };
@@ -895,8 +895,7 @@ export async function prepareContainerNetwork(ctx: NetworkContext, req: Containe
             if (rec) rec.owner = ownerOf(pid);
           });
         }
-        // Hairpin: a container reaching its own published port through the host comes back on its port.
-        try { writeFileSync(`/sys/class/net/${ep.hostVeth}/brport/hairpin_mode`, "1"); } catch { /* not fatal */ }
+        setHairpin(ep.hostVeth);
       },
       release,
     };
@@ -999,6 +998,11 @@ function updateEtcFiles(ctx: NetworkContext, state: NetworkState, containerId: s
   writeFileSync(join(dir, "resolv.conf"), `${[...servers.map((n) => `nameserver ${n}`), ...rest].join("\n")}\n`);
 }
 
+/** Hairpin: a container reaching its own published port through the host comes back on its bridge port. */
+function setHairpin(hostVeth: string): void {
+  try { writeFileSync(`/sys/class/net/${hostVeth}/brport/hairpin_mode`, "1"); } catch { /* not fatal: only hairpin traffic fails */ }
+}
+
 export async function connectContainer(ctx: NetworkContext, ref: string, o: ConnectOptions): Promise<EndpointRecord> {
   await sweepOnce(ctx);
   return updateState(ctx.dataRoot, async (state) => {
@@ -1029,6 +1033,8 @@ export async function connectContainer(ctx: NetworkContext, ref: string, o: Conn
       netlinkOp(newAddress({ ip, prefix: subnet.prefix, broadcast: broadcast(subnet) }), { netns, ifname: ep.ifname, what: `add address ${ip} to ${ep.ifname}` }),
       netlinkOp(linkUp(), { netns, ifname: ep.ifname, what: `bring up ${ep.ifname}` }),
     ]);
+    // As the first network's port gets at start (prepareContainerNetwork's started).
+    setHairpin(ep.hostVeth);
     state.endpoints[ep.id] = ep;
     if (gatewayEndpoint(state, o.containerId) !== gatewayBefore) await routeVia(state, ep, o.pid);
     updateEtcFiles(ctx, state, o.containerId, { added: ep, dns: o.dns });
