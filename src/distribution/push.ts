@@ -125,21 +125,7 @@ async function push(store: ImageStoreApi, ref: Reference, manifestDigest: string
   // stored digest -> the gzip descriptor it went up as
   const replaced = new Map<string, Descriptor>();
   let workDir: Promise<string> | undefined; // made once, by whichever layer needs it first
-  const pushBlob = async (stored: Descriptor, show: boolean) => {
-    const id = shortId(stored.digest);
-    const say = (word: string, detail?: string) => { if (show) display.update(id, word, detail); };
-    if (!store.hasBlob(stored.digest)) throw new BerthError(`the blob ${stored.digest} is missing from the store: pull the image again`);
-    let desc = stored;
-    let path = store.blobPath(stored.digest);
-    const gzipType = show && stored.digest.startsWith("sha256:") ? gzipMediaTypeFor(stored.mediaType) : undefined;
-    if (gzipType) {
-      say("Preparing", "compressing");
-      workDir ??= mkdtemp(join(tmpdir(), "berth-push-"));
-      const gz = await gzipLayer(path, stored, gzipType, await workDir);
-      ({ desc } = gz);
-      path = gz.file;
-      replaced.set(stored.digest, desc);
-    }
+  const sendBlob = async (desc: Descriptor, path: string, say: (word: string, detail?: string) => void, checked: boolean) => {
     if (await client.hasBlob(repo, desc.digest, pushScopes)) return say("Layer already exists");
     let location: URL | undefined;
     for (const from of sources) {
@@ -155,7 +141,7 @@ async function push(store: ImageStoreApi, ref: Reference, manifestDigest: string
     }
     // Checked here rather than left to the registry: its digest_invalid would not say which local blob is bad
     // (a gzipped layer's stored bytes were checked as they were compressed).
-    if (!gzipType) await verifyStoredBlob(path, desc);
+    if (!checked) await verifyStoredBlob(path, desc);
     location ??= (await client.startUpload(repo)) as URL;
     let sent = 0;
     let last = 0;
@@ -187,6 +173,26 @@ async function push(store: ImageStoreApi, ref: Reference, manifestDigest: string
       await client.finishUpload(repo, location, desc.digest);
     }
     say("Pushed");
+  };
+
+  const pushBlob = async (stored: Descriptor, show: boolean) => {
+    const id = shortId(stored.digest);
+    const say = (word: string, detail?: string) => { if (show) display.update(id, word, detail); };
+    if (!store.hasBlob(stored.digest)) throw new BerthError(`the blob ${stored.digest} is missing from the store: pull the image again`);
+    const path = store.blobPath(stored.digest);
+    const gzipType = stored.digest.startsWith("sha256:") ? gzipMediaTypeFor(stored.mediaType) : undefined;
+    if (gzipType) {
+      say("Preparing", "compressing");
+      workDir ??= mkdtemp(join(tmpdir(), "berth-push-"));
+      const gz = await gzipLayer(path, stored, gzipType, await workDir);
+      replaced.set(stored.digest, gz.desc);
+      try {
+        return await sendBlob(gz.desc, gz.file, say, true);
+      } finally {
+        await rm(gz.file, { force: true }); // each as soon as it is up: not all of them in the temp dir at once
+      }
+    }
+    return sendBlob(stored, path, say, false);
   };
 
   try {
