@@ -6,6 +6,7 @@ import { createReadStream, existsSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { type Command, Option } from "commander";
 import { parseChanges } from "../daemon/commit-changes.js";
+import { parsePlatform } from "../distribution/manifest.js";
 import { BerthError } from "../errors.js";
 import { importRootfs, loadImages, saveImages, saveImagesToFile, saveOciArchive } from "../images/archives.js";
 import { globMatch, humanSize, since, table } from "../images/format.js";
@@ -324,12 +325,8 @@ async function importCommand(file: string, reference: string | undefined, flags:
     if (!existsSync(file)) throw new BerthError(`open ${file}: no such file`);
     input = createReadStream(file);
   }
-  let platform;
-  if (flags.platform) {
-    const [os, architecture, variant] = flags.platform.split("/");
-    if (!os || !architecture) throw new BerthError(`invalid --platform "${flags.platform}": expected os/arch[/variant]`);
-    platform = { os, architecture, variant };
-  }
+  // As pull's (and docker import's): os[/arch[/variant]], an OS alone on the host's architecture.
+  const platform = flags.platform ? parsePlatform(flags.platform) : undefined;
   const rec = await importRootfs(store, input, { reference, source: file === "-" ? "-" : file, message: flags.message, platform, changes });
   out(`${rec.id}\n`);
 }

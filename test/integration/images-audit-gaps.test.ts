@@ -213,6 +213,23 @@ describe("image audit gaps", { skip, concurrency: false }, () => {
     assert.match(bad.stderr, /^berth: .*invalid --platform "linx": "linx" is neither a known operating system nor architecture.*\n$/);
   });
 
+  test("berth import --platform: an OS alone takes the host's architecture, aliases are normalised, a bad one is one line", async () => {
+    const store = join(work, "import-platform-store");
+    const tar = join(work, "import-platform.tar");
+    writeFileSync(tar, makeTar([{ name: "f", data: "p\n" }]));
+    const arch = process.arch === "x64" ? "amd64" : process.arch;
+    const platformOf = async (image: string) => (await berth(store, ["image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", image])).stdout.trim();
+    const osOnly = await berth(store, ["import", "--platform", "linux", tar, "imp:os"]);
+    assert.equal(osOnly.code, 0, show(osOnly));
+    assert.equal(await platformOf("imp:os"), `linux/${arch}`);
+    const alias = await berth(store, ["import", "--platform", "linux/x86_64", tar, "imp:alias"]);
+    assert.equal(alias.code, 0, show(alias));
+    assert.equal(await platformOf("imp:alias"), "linux/amd64");
+    const bad = await berth(store, ["import", "--platform", "linx", tar, "imp:bad"]);
+    assert.equal(bad.code, 1, show(bad));
+    assert.match(bad.stderr, /^berth: invalid --platform "linx": .*\n$/);
+  });
+
   test("RepoDigests: a pull through a manifest list records the list's digest; a push adds repo@digest, as dockerd", async () => {
     const arch = process.arch === "x64" ? "amd64" : process.arch;
     const here = makeImage([makeTar([{ name: "here", data: "x" }])], { arch });
