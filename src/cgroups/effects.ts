@@ -254,19 +254,19 @@ export function parseKeyValues(text: string): Record<string, number> {
 }
 
 /**
- * Whether the kernel OOM-killed a process of the container. v1: the oom_kill counter of
+ * How many processes of the container the kernel OOM-killed. v1: the oom_kill counter of
  * memory.oom_control (kernel 4.13+); v2: memory.events oom_kill. memory.failcnt is not used: it counts
- * hits of the limit that reclaim usually resolved, not kills. Older kernels without the counter give false.
+ * hits of the limit that reclaim usually resolved, not kills. Older kernels without the counter give 0.
  */
+export function oomKillCount(plan: CgroupPlan): number {
+  const file = plan.mode === "v2" ? `${plan.primaryPath}/memory.events` : plan.paths.memory ? `${plan.paths.memory}/memory.oom_control` : undefined;
+  const text = file ? readOptional(file) : undefined;
+  return text === undefined ? 0 : parseKeyValues(text).oom_kill ?? 0;
+}
+
+/** Whether the kernel OOM-killed a process of the container (see oomKillCount). */
 export function oomKilled(plan: CgroupPlan): boolean {
-  if (plan.mode === "v2") {
-    const events = readOptional(`${plan.primaryPath}/memory.events`);
-    return (events !== undefined && (parseKeyValues(events).oom_kill ?? 0) > 0);
-  }
-  const memory = plan.paths.memory;
-  if (!memory) return false;
-  const control = readOptional(`${memory}/memory.oom_control`);
-  return control !== undefined && (parseKeyValues(control).oom_kill ?? 0) > 0;
+  return oomKillCount(plan) > 0;
 }
 
 export interface CgroupStats {

@@ -15,6 +15,7 @@ import {
   ociExec,
   ociKill,
   ociList,
+  ociOomKills,
   ociPause,
   ociPs,
   ociResume,
@@ -33,6 +34,8 @@ import { parseSize } from "../util/size.js";
 import { VERSION } from "../version.js";
 
 export const OCI_SPEC_VERSION = "1.2.0";
+/** How often `events` looks at the OOM-kill counter (stats come every --interval). */
+const OOM_POLL_MS = 200;
 
 interface GlobalFlags {
   root: string;
@@ -112,6 +115,9 @@ class ExecFailed extends BerthError {
     super(err instanceof BerthError ? err.message : ((err as Error).stack ?? String(err)), { exitCode: EXEC_FAILED, cause: err });
   }
 }
+
+/** What a shell sees of runc killed by SIGPIPE (128 + 13). */
+export const EPIPE_EXIT = 141;
 
 /** runc's list table: Go's tabwriter with minwidth 12 and padding 3 (each column but the last). */
 export function table(rows: string[][]): string {
@@ -299,20 +305,31 @@ export function buildProgram(setExit: (code: number) => void): Command {
       await ociUpdate(root(), id, r);
     });
 
-  program.command("events <id>").description("print container stats (with --stats once, else every --interval)")
+  program.command("events <id>").description("print container stats (with --stats once, else every --interval) and OOM kills")
     .option("--stats", "print stats once and exit")
     .option("--interval <duration>", "interval between stats, e.g. 5s", "5s")
     .action(async (id: string, o: { stats?: boolean; interval: string }) => {
       // As runc: no stats of a stopped container (they were printed as if it ran, and events exited 0).
       if (statusOf(root(), loadRecord(root(), id)) === "stopped") throw new BerthError(`container with id ${id} is not running`, { exitCode: 1 });
-      const print = () => void process.stdout.write(JSON.stringify(ociStats(root(), id)) + "\n");
-      if (o.stats) return print();
+      const print = (event: unknown) => void process.stdout.write(JSON.stringify(event) + "\n");
+      if (o.stats) return print(ociStats(root(), id));
       const m = /^(\d+)(ms|s|m)?$/.exec(o.interval);
       if (!m) throw new BerthError(`invalid --interval "${o.interval}": e.g. 5s or 500ms`, { exitCode: 1 });
       const ms = Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "m" ? 60_000 : 1000);
-      while (statusOf(root(), loadRecord(root(), id)) !== "stopped") {
-        print();
-        await new Promise((r) => setTimeout(r, ms));
+      // runc watches the memory cgroup's OOM notifications beside the stats: a new OOM kill is reported
+      // ({"type":"oom"}) as it happens, not at the next interval, and one that stopped the container too.
+      let ooms = ociOomKills(root(), id);
+      let nextStats = Date.now();
+      for (;;) {
+        const count = ociOomKills(root(), id);
+        if (count > ooms) print({ type: "oom", id });
+        ooms = count;
+        if (statusOf(root(), loadRecord(root(), id)) === "stopped") break;
+        if (Date.now() >= nextStats) {
+          print(ociStats(root(), id));
+          nextStats = Date.now() + ms;
+        }
+        await new Promise((r) => setTimeout(r, Math.max(0, Math.min(OOM_POLL_MS, nextStats - Date.now()))));
       }
     });
 
@@ -345,6 +362,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
 }
 
 export function main(argv: string[]): Promise<number> {
+  // A reader that went away (`events | head`): stop quietly, as runc does on SIGPIPE (the shell sees 141),
+  // rather than with an unhandled 'error' event's stack trace.
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(EPIPE_EXIT);
+    throw err;
+  });
   return runCli(buildProgram, argv, 1, (err) => {
     const msg = err instanceof BerthError ? err.message : ((err as Error).stack ?? String(err));
     log("error", msg);

@@ -13,6 +13,7 @@ import {
   compileDeviceFilter,
   destroyCgroup,
   freezeCgroup,
+  oomKillCount,
   thawCgroup,
   updateCgroup,
 } from "../cgroups/index.js";
@@ -508,6 +509,11 @@ export function ociStats(root: string, id: string): { type: "stats"; id: string;
   const record = loadRecord(root, id);
   const s = cgroupStats(record.cgroup);
   return { type: "stats", id, data: runcStats(s) };
+}
+
+/** How many of the container's processes the kernel has OOM-killed so far (events reports each increase). */
+export function ociOomKills(root: string, id: string): number {
+  return oomKillCount(loadRecord(root, id).cgroup);
 }
 
 /** The subset of runc's events --stats JSON that engines read. */

@@ -243,6 +243,49 @@ describe("berth-oci", { skip }, () => {
     oci(["delete", "--force", b.id]);
   });
 
+  test("events reports an OOM kill as runc ({\"type\":\"oom\"}) beside the stats; a reader that goes away ends it quietly", async () => {
+    const b = bundle((s) => {
+      if (s.linux) s.linux.resources = { ...s.linux.resources, memory: { limit: 16 << 20, swap: 16 << 20 } };
+    });
+    const watch = (bin: string, stateRoot: string, id: string) => {
+      const child = spawn(bin, ["--root", stateRoot, "events", "--interval", "1s", id], { stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      let err = "";
+      child.stdout.on("data", (d: Buffer) => { out += d.toString(); });
+      child.stderr.on("data", (d: Buffer) => { err += d.toString(); });
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on("exit", (code, signal) => r({ code, signal })));
+      const events = () => out.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { type: string; id: string; data?: unknown });
+      return { child, exited, events, stderr: () => err };
+    };
+    const runtimes: [string, string, string][] = [["berth-oci", OCI, root]];
+    if (RUNC) runtimes.push(["runc", RUNC, join(work, "runc-state")]);
+    for (const [name, bin, stateRoot] of runtimes) {
+      const id = `${b.id}-${name}`;
+      assert.equal(runtime(bin, stateRoot, ["run", "-d", "--bundle", b.dir, id], { out: `${b.out}.${name}` }).code, 0, name);
+      const w = watch(bin, stateRoot, id);
+      // The first stats line means events is watching: the OOM kill comes after it.
+      await waitFor(`${name}: a stats event`, () => w.events().some((e) => e.type === "stats"));
+      assert.equal(runtime(bin, stateRoot, ["exec", id, "busybox", "tail", "/dev/zero"]).code, 137, `${name}: tail is OOM-killed`);
+      await waitFor(`${name}: an oom event`, () => w.events().some((e) => e.type === "oom"));
+      assert.deepEqual(w.events().find((e) => e.type === "oom"), { type: "oom", id }, name);
+      w.child.kill("SIGTERM");
+      await w.exited;
+
+      // `events | head`: the reader closes its end after the first line.
+      const cut = watch(bin, stateRoot, id);
+      cut.child.stdout.once("data", () => cut.child.stdout.destroy());
+      const end = await cut.exited;
+      if (name === "berth-oci") {
+        assert.equal(cut.stderr(), "", "no stack trace");
+        assert.equal(end.code, 141, "as the shell sees runc killed by SIGPIPE");
+      } else {
+        assert.equal(end.signal, "SIGPIPE", "runc dies of SIGPIPE");
+      }
+      assert.equal(runtime(bin, stateRoot, ["delete", "--force", id]).code, 0, name);
+    }
+    assertNothingLeft(`${b.id}-berth-oci`);
+  });
+
   test("update -r with device rules: the rules replace the old ones, the container's own device nodes stay usable", () => {
     const b = bundle();
     oci(["create", "--bundle", b.dir, b.id], { out: b.out });

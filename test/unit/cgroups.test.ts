@@ -11,6 +11,7 @@ import {
   destroyCgroup,
   formatDeviceRule,
   freezeCgroup,
+  oomKillCount,
   oomKilled,
   parseCgroupHost,
   planCgroup,
@@ -566,8 +567,10 @@ test("createCgroup/destroyCgroup on a fake v1 tree: files written, cpuset copied
     assert.deepEqual(cgroupStats(made).pids, { current: 1, limit: 10 });
     assert.deepEqual(cgroupPids(made), []);
     assert.equal(oomKilled(made), false);
+    assert.equal(oomKillCount(made), 0);
     writeFileSync(`${mem}/memory.oom_control`, "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n");
     assert.equal(oomKilled(made), true);
+    assert.equal(oomKillCount(made), 2, "the counter itself: berth-oci events reports each increase");
     await freezeCgroup(made);
     assert.equal(read(join(root, "freezer/berth-1/freezer.state")), "FROZEN");
     await thawCgroup(made);
@@ -662,6 +665,7 @@ test("v2 effects on a fake tree: subtree_control, stats, OOM, freeze", async () 
     assert.deepEqual(stats.cpu, { usageNs: 7000, userNs: 4000, systemNs: 3000 });
     assert.deepEqual(stats.pids, { current: 3, limit: 7 });
     assert.equal(oomKilled(made), true);
+    assert.equal(oomKillCount(made), 1);
     await freezeCgroup(made);
     assert.equal(read(join(root, "berth/c/cgroup.freeze")), "1");
     writeFileSync(join(root, "berth/c/cgroup.events"), "populated 0\nfrozen 0\n");
