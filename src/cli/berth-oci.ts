@@ -48,6 +48,7 @@ interface GlobalFlags {
 interface ExecFlags {
   process?: string; tty?: boolean; consoleSocket?: string; detach?: boolean; pidFile?: string; env: string[]; cwd?: string;
   user?: string; additionalGids: number[]; cap: string[]; newPrivs?: boolean; preserveFds: number; ignorePaused?: boolean;
+  apparmor?: string; processLabel?: string;
 }
 
 let globals: GlobalFlags = { root: DEFAULT_OCI_ROOT, logFormat: "text" };
@@ -209,8 +210,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("-g, --additional-gids <gid>", "additional group", (v: string, prev: number[]) => [...prev, gidFlag(v)], [])
     .option("-c, --cap <cap>", "add a capability", collect, [])
     .option("--no-new-privs", "set no_new_privs")
-    .option("--apparmor <profile>", "accepted; AppArmor is not available on this host")
-    .option("--process-label <label>", "accepted; SELinux is not available on this host")
+    .option("--apparmor <profile>", "AppArmor profile (not applied, with a warning, where AppArmor is not enabled)")
+    .option("--process-label <label>", "SELinux label (not applied, with a warning, where SELinux is not enabled)")
     .option("--preserve-fds <n>", "pass N extra fds (3..)", int("--preserve-fds"), 0)
     .option("--ignore-paused", "exec in a paused container (the process stays frozen until resume)")
     .passThroughOptions()
@@ -243,7 +244,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
         rlimits: base?.rlimits,
       };
     }
-    return ociExec(root(), id, proc, { consoleSocket: o.consoleSocket, detach: o.detach, pidFile: o.pidFile, preserveFds: o.preserveFds, ignorePaused: o.ignorePaused });
+    // As runc: the flags override the process's own (a --process JSON's included).
+    if (o.apparmor) proc.apparmorProfile = o.apparmor;
+    if (o.processLabel) proc.selinuxLabel = o.processLabel;
+    return ociExec(root(), id, proc, { consoleSocket: o.consoleSocket, detach: o.detach, pidFile: o.pidFile, preserveFds: o.preserveFds, ignorePaused: o.ignorePaused, warn });
   }
 
   program.command("list").alias("ls").description("list containers")
@@ -361,13 +365,15 @@ export function buildProgram(setExit: (code: number) => void): Command {
   return program;
 }
 
+function exitOnEpipe(err: NodeJS.ErrnoException): void {
+  if (err.code === "EPIPE") process.exit(EPIPE_EXIT);
+  throw err;
+}
+
 export function main(argv: string[]): Promise<number> {
   // A reader that went away (`events | head`): stop quietly, as runc does on SIGPIPE (the shell sees 141),
   // rather than with an unhandled 'error' event's stack trace.
-  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
-    if (err.code === "EPIPE") process.exit(EPIPE_EXIT);
-    throw err;
-  });
+  if (!process.stdout.listeners("error").includes(exitOnEpipe)) process.stdout.on("error", exitOnEpipe);
   return runCli(buildProgram, argv, 1, (err) => {
     const msg = err instanceof BerthError ? err.message : ((err as Error).stack ?? String(err));
     log("error", msg);

@@ -214,6 +214,19 @@ export function consoleFlagsError(o: { terminal: boolean; detached: boolean; con
   return undefined;
 }
 
+const hostLsms = () => ({ apparmor: existsSync("/sys/kernel/security/apparmor"), selinux: existsSync("/sys/fs/selinux/enforce") });
+
+/**
+ * No LSM here to apply a process's profile or label with: create and exec both say so rather than
+ * pretend (runc does the same on such hosts), and go on.
+ */
+export function unappliedLsmWarnings(proc: Process | undefined, host: { apparmor: boolean; selinux: boolean }): string[] {
+  const out: string[] = [];
+  if (proc?.apparmorProfile && !host.apparmor) out.push(`process.apparmorProfile "${proc.apparmorProfile}" is not applied: AppArmor is not enabled on this host`);
+  if (proc?.selinuxLabel && !host.selinux) out.push(`process.selinuxLabel "${proc.selinuxLabel}" is not applied: SELinux is not enabled on this host`);
+  return out;
+}
+
 export interface CreateOptions {
   bundle: string;
   pidFile?: string;
@@ -235,13 +248,7 @@ function writePidFile(path: string | undefined, pid: number): void {
 async function launch(root: string, id: string, o: CreateOptions, foreground: boolean): Promise<{ record: OciRecord; launched: LaunchedContainer }> {
   const bundle = resolve(o.bundle);
   const { spec, rootfs } = loadBundle(bundle);
-  // No LSM here to apply them with: say so rather than pretend (runc does the same on such hosts).
-  if (spec.process?.apparmorProfile && !existsSync("/sys/kernel/security/apparmor")) {
-    o.warn?.(`process.apparmorProfile "${spec.process.apparmorProfile}" is not applied: AppArmor is not enabled on this host`);
-  }
-  if (spec.process?.selinuxLabel && !existsSync("/sys/fs/selinux/enforce")) {
-    o.warn?.(`process.selinuxLabel "${spec.process.selinuxLabel}" is not applied: SELinux is not enabled on this host`);
-  }
+  for (const msg of unappliedLsmWarnings(spec.process, hostLsms())) o.warn?.(msg);
   const dir = stateDir(root, id);
   mkdirSync(root, { recursive: true, mode: 0o711 });
   try {
@@ -411,6 +418,7 @@ export interface ExecOptions {
   preserveFds?: number;
   ignorePaused?: boolean;
   stdio?: [StdioEntry, StdioEntry, StdioEntry];
+  warn?: (msg: string) => void;
 }
 
 /** Runs `proc` inside the running container; returns its exit code (0 at once with detach). */
@@ -423,6 +431,7 @@ export async function ociExec(root: string, id: string, proc: Process, o: ExecOp
   const consoleError = consoleFlagsError({ terminal: Boolean(proc.terminal), detached: Boolean(o.detach), consoleSocket: o.consoleSocket });
   if (consoleError) fail(consoleError);
   refuseUnsupportedProcess(proc, "process.");
+  for (const msg of unappliedLsmWarnings(proc, hostLsms())) o.warn?.(msg);
   const seccomp = record.config.linux?.seccomp ? compileSeccomp(record.config.linux.seccomp, { arch: process.arch }) : undefined;
   const plan = planExec(proc, {
     pid: record.pid,

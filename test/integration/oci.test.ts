@@ -692,6 +692,29 @@ print(out.decode().strip(), flush=True)
     assertNothingLeft(b.id);
   });
 
+  test("an AppArmor profile without AppArmor on the host: exec --apparmor warns as create does, and runs", { skip: existsSync("/sys/kernel/security/apparmor") && "AppArmor is enabled here" }, () => {
+    const warning = /^berth-oci: warning: process\.apparmorProfile "x" is not applied: AppArmor is not enabled on this host$/m;
+    const b = bundle((s) => { if (s.process) s.process.apparmorProfile = "x"; });
+    const c = oci(["create", "--bundle", b.dir, b.id], { out: b.out });
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stderr, warning);
+    assert.equal(oci(["start", b.id]).code, 0);
+    const plain = oci(["exec", b.id, "true"]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(plain.stderr, "", "no profile asked for: no warning");
+    const withFlag = oci(["exec", "--apparmor", "x", b.id, "echo", "ran"]);
+    assert.equal(withFlag.code, 0, withFlag.stderr);
+    assert.equal(withFlag.stdout, "ran\n");
+    assert.match(withFlag.stderr, warning);
+    const procFile = join(b.dir, "process.json");
+    writeFileSync(procFile, JSON.stringify({ args: ["true"], cwd: "/", user: { uid: 0, gid: 0 }, apparmorProfile: "x" }));
+    const fromJson = oci(["exec", "--process", procFile, b.id]);
+    assert.equal(fromJson.code, 0, fromJson.stderr);
+    assert.match(fromJson.stderr, warning);
+    assert.equal(oci(["delete", "--force", b.id]).code, 0);
+    assertNothingLeft(b.id);
+  });
+
   test("--console-socket without a terminal, or on a foreground run, is refused as runc; so are a bad bundle and an unknown id", () => {
     const sock = join(work, "no-such-console.sock");
     const quick = bundle((s) => { if (s.process) s.process.args = ["true"]; });

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EXEC_FAILED, execUser, main } from "../../src/cli/berth-oci.js";
-import { consoleFlagsError } from "../../src/runtime/oci-runtime.js";
+import { consoleFlagsError, unappliedLsmWarnings } from "../../src/runtime/oci-runtime.js";
 
 test("--console-socket: only a detached process with a terminal takes one, and it must have one (runc's checkTerminal)", () => {
   const S = "/run/console.sock";
@@ -60,4 +60,15 @@ test("exit codes: exec failing before its process runs is 255; every other failu
     process.stderr.write = stderrWrite;
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test("an AppArmor profile or SELinux label the host has no LSM for is named in a warning (create and exec alike)", () => {
+  const proc = { args: ["true"], cwd: "/", user: { uid: 0, gid: 0 }, apparmorProfile: "x", selinuxLabel: "system_u:system_r:svirt_lxc_net_t:s0" };
+  assert.deepEqual(unappliedLsmWarnings(proc, { apparmor: false, selinux: false }), [
+    'process.apparmorProfile "x" is not applied: AppArmor is not enabled on this host',
+    'process.selinuxLabel "system_u:system_r:svirt_lxc_net_t:s0" is not applied: SELinux is not enabled on this host',
+  ]);
+  assert.deepEqual(unappliedLsmWarnings(proc, { apparmor: true, selinux: false }).length, 1);
+  assert.deepEqual(unappliedLsmWarnings({ args: ["true"], cwd: "/", user: { uid: 0, gid: 0 } }, { apparmor: false, selinux: false }), []);
+  assert.deepEqual(unappliedLsmWarnings(undefined, { apparmor: false, selinux: false }), []);
 });
