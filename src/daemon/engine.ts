@@ -294,7 +294,7 @@ export function parseBind(bind: string): { source: string; target: string; readO
     }
   }
   const propagation = opts.find((o): o is BindPropagation => (BIND_PROPAGATIONS as readonly string[]).includes(o));
-  return { source, target, readOnly: opts.includes("ro"), named: !source.startsWith("/"), propagation };
+  return { source, target, readOnly: opts.includes("ro"), named: !source.startsWith("/"), ...(propagation ? { propagation } : {}) };
 }
 
 /** "size=64m,mode=1777" -> mount options. */

@@ -143,6 +143,7 @@ test("util: time arguments, durations, signals, per-key mutex", async () => {
 test("binds, tmpfs options, host config defaults, health commands", () => {
   assert.deepEqual(parseBind("/h:/c:ro"), { source: "/h", target: "/c", readOnly: true, named: false });
   assert.deepEqual(parseBind("vol:/c"), { source: "vol", target: "/c", readOnly: false, named: true });
+  assert.deepEqual(parseBind("/h:/c:ro,rslave"), { source: "/h", target: "/c", readOnly: true, named: false, propagation: "rslave" });
   assert.equal(status(() => parseBind("/h:rel")), 400);
   assert.equal(status(() => parseBind("/h:/c:xx")), 400);
   assert.deepEqual(tmpfsOptions("size=1m,exec"), ["nosuid", "nodev", "size=1m"]);
