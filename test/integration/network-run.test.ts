@@ -13,7 +13,7 @@ import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BERTH_LAUNCHER, isRoot, show, waitFor, type CliResult } from "../helpers/berth.js";
-import { networkContext, sweepNetworks } from "../../src/network/index.js";
+import { findContainerPid, networkContext, sweepNetworks } from "../../src/network/index.js";
 import { decode, encodeResponse, TYPE } from "../../src/network/dns.js";
 import { freePort } from "../helpers/net.js";
 
@@ -70,9 +70,13 @@ function endpointOf(name: string) {
   return Object.values(state().endpoints).find((e) => e.containerName === name);
 }
 
-/** Waits until a container named `name` has an endpoint and its server answers (or just the endpoint). */
+/**
+ * Waits until a container named `name` has an endpoint and its init runs (state.json has its pid): the
+ * endpoint is recorded before the launch, so `container:NAME` right after it could find no pid yet.
+ */
 async function waitEndpoint(name: string, bg?: Bg) {
-  return waitFor(`endpoint of ${name}${bg ? `\n${bg.out()}` : ""}`, () => endpointOf(name), 15_000);
+  const running = () => { try { return findContainerPid(ctx, name, "/run/berth").pid > 0; } catch { return false; } };
+  return waitFor(`endpoint of ${name}${bg ? `\n${bg.out()}` : ""}`, () => running() && endpointOf(name), 15_000);
 }
 
 /** Ends a background run the way a container ends: its init is killed (httpd as pid 1 ignores SIGTERM). */
